@@ -1,0 +1,45 @@
+"""Exception types. Each says what went wrong and what to change."""
+
+
+class StreamerError(Exception):
+    """Base class of every error streamer raises on purpose."""
+
+
+class TopologyError(StreamerError):
+    """The DSL was used in a way that cannot compile (bad name, cycle, unknown store)."""
+
+
+class ConfigError(StreamerError):
+    """A configuration value is missing, malformed or inconsistent."""
+
+
+class AppLoadError(StreamerError):
+    """``module:attr`` could not be imported or is not a topology."""
+
+
+class MissingTopicError(StreamerError):
+    """A topic the topology reads or writes does not exist and auto-creation is off."""
+
+
+class TopicMismatchError(StreamerError):
+    """A topic exists but with the wrong partition count or configuration."""
+
+
+class BrokerUnavailableError(StreamerError):
+    """No broker answered at the configured bootstrap servers within the timeout."""
+
+
+class SerializationError(StreamerError):
+    """A serde could not turn bytes into a value or back."""
+
+
+class ProcessingError(StreamerError):
+    """User code raised while processing a record and the handler is set to fail."""
+
+
+class TaskFencedError(StreamerError):
+    """A newer instance took over a task's transactional id; this instance must let go."""
+
+
+class StateStoreError(StreamerError):
+    """A state store could not be opened, read, written or restored."""
