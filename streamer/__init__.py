@@ -1,0 +1,29 @@
+"""streamer: Kafka Streams for Python.
+
+Build a topology with ``StreamsBuilder``, run it with ``streamer run module:attr``.
+"""
+
+from streamer.config import StreamerConfig, app_setting
+from streamer.dsl.builder import StreamsBuilder
+from streamer.processors.api import Processor, ProcessorContext, PunctuationType
+from streamer.record import Record
+from streamer.serde import BYTES, FLOAT, INT, JSON, STRING, FunctionSerde, Serde
+from streamer.topology.topology import Topology
+
+__all__ = [
+    "BYTES",
+    "FLOAT",
+    "INT",
+    "JSON",
+    "STRING",
+    "FunctionSerde",
+    "Processor",
+    "ProcessorContext",
+    "PunctuationType",
+    "Record",
+    "Serde",
+    "StreamerConfig",
+    "StreamsBuilder",
+    "Topology",
+    "app_setting",
+]

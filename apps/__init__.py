@@ -1,0 +1,1 @@
+"""Example applications that show streamer's DSL on realistic data."""

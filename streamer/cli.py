@@ -1,0 +1,119 @@
+"""The ``streamer`` command: run a worker, describe a topology, manage the dev broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import fields
+
+from streamer.app_loader import load_topology
+from streamer.config import APP_SETTING_PREFIX, StreamerConfig, load_config
+from streamer.errors import StreamerError
+
+log = logging.getLogger("streamer")
+
+#: Settings that get a command-line flag of their own (the rest: --set name=value or the file).
+_FLAGS = (
+    "bootstrap_servers",
+    "application_id",
+    "processing_guarantee",
+    "commit_interval_ms",
+    "state_dir",
+    "deserialization_error_handler",
+    "processing_error_handler",
+    "dead_letter_topic",
+    "replication_factor",
+    "broker_timeout_s",
+    "log_level",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamer", description="Kafka Streams for Python")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a worker of a topology until SIGTERM or Ctrl-C")
+    run.add_argument("app", help="module:attr naming a Topology, a StreamsBuilder or a function returning one")
+    _add_settings(run)
+    describe = commands.add_parser("describe", help="print the compiled topology")
+    describe.add_argument("app")
+    describe.add_argument("--application-id", default=None, help="fill in internal topic names")
+    broker = commands.add_parser("dev-broker", help="fetch, start or stop the local development Kafka broker")
+    broker.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    defaults = {f.name: f.default for f in fields(StreamerConfig)}
+    for name in _FLAGS:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            help=f"env STREAMER_{name.upper()}; default {defaults[name]!r}")
+    parser.add_argument("--auto-create-topics", dest="auto_create_topics", action="store_const", const=True,
+                        default=None, help="create missing source and sink topics")
+    parser.add_argument("--config", default=None, help="a TOML file with settings (a [streamer] table)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other setting, e.g. --set max_poll_records=5000")
+    parser.add_argument("--app-setting", dest="app_settings", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the app, read with streamer.app_setting(NAME, default)")
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise StreamerError(f"{flag} needs NAME=VALUE, got {item!r}")
+        out[name.strip()] = value
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    for name, value in _pairs(args.app_settings, "--app-setting").items():
+        os.environ[APP_SETTING_PREFIX + name.upper()] = value
+    cli = {name: getattr(args, name) for name in _FLAGS + ("auto_create_topics",)}
+    cli.update(_pairs(args.settings, "--set"))
+    config = load_config(args.config, cli)
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config.require_application_id()
+    topology = load_topology(args.app)
+    from streamer.runtime.worker import Worker
+
+    return asyncio.run(_serve(Worker(topology, config)))
+
+
+async def _serve(worker: object) -> int:
+    from streamer.runtime.worker import Worker
+
+    assert isinstance(worker, Worker)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "dev-broker":
+            from streamer.devbroker.cli import main as broker_main
+
+            return broker_main(args.args)
+        if args.command == "describe":
+            from streamer.topology.describe import describe_topology
+
+            print(describe_topology(load_topology(args.app), args.application_id))
+            return 0
+        return _run(args)
+    except StreamerError as error:
+        print(f"streamer: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

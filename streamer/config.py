@@ -1,0 +1,163 @@
+"""Worker configuration: defaults, then a TOML file, then STREAMER_* variables, then CLI flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from streamer.errors import ConfigError
+
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+ErrorHandling = Literal["fail", "log_and_continue", "dead_letter"]
+
+ENV_PREFIX = "STREAMER_"
+APP_SETTING_PREFIX = "STREAMER_APP_"
+_GUARANTEES = ("at_least_once", "exactly_once")
+_HANDLERS = ("fail", "log_and_continue", "dead_letter")
+#: Kafka Streams commits every 100 ms under exactly-once: latency downstream is bounded by it.
+EXACTLY_ONCE_COMMIT_INTERVAL_MS = 100
+AT_LEAST_ONCE_COMMIT_INTERVAL_MS = 5000
+
+
+@dataclass(frozen=True)
+class StreamerConfig:
+    """Everything a worker needs; see docs/configuration.md for each setting."""
+
+    application_id: str = ""
+    bootstrap_servers: str = "127.0.0.1:9092"
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+    #: None: 5000 ms under at-least-once, 100 ms under exactly-once.
+    commit_interval_ms: int | None = None
+    state_dir: str = "/tmp/streamer-state"
+    #: Most records one fetch hands to tasks.
+    max_poll_records: int = 10_000
+    #: Pause a partition's fetching while its task has this many records queued.
+    max_buffered_records: int = 50_000
+    #: Largest produce batch per partition; larger batches mean fewer requests.
+    max_batch_bytes: int = 1_000_000
+    #: Commit early when a task's write caches hold this many dirty entries.
+    max_dirty_entries: int = 100_000
+    deserialization_error_handler: ErrorHandling = "fail"
+    processing_error_handler: ErrorHandling = "fail"
+    #: Topic for dead-letter records; None means "<application_id>-dlq".
+    dead_letter_topic: str | None = None
+    #: Create missing source topics instead of failing (with this many partitions).
+    auto_create_topics: bool = False
+    auto_create_partitions: int = 1
+    replication_factor: int = 1
+    #: How long to wait for a broker to answer before giving up at start-up.
+    broker_timeout_s: float = 30.0
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 2_000
+    max_poll_interval_ms: int = 300_000
+    log_level: str = "INFO"
+    #: Passed to every aiokafka client: security_protocol, ssl_context, sasl_* ...
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.processing_guarantee not in _GUARANTEES:
+            raise ConfigError(
+                f"processing_guarantee must be one of {_GUARANTEES}, not {self.processing_guarantee!r}"
+            )
+        for name in ("deserialization_error_handler", "processing_error_handler"):
+            if getattr(self, name) not in _HANDLERS:
+                raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
+
+    @property
+    def effective_commit_interval_ms(self) -> int:
+        if self.commit_interval_ms is not None:
+            return self.commit_interval_ms
+        return EXACTLY_ONCE_COMMIT_INTERVAL_MS if self.exactly_once else AT_LEAST_ONCE_COMMIT_INTERVAL_MS
+
+    @property
+    def effective_dead_letter_topic(self) -> str:
+        return self.dead_letter_topic or f"{self.application_id}-dlq"
+
+    def require_application_id(self) -> None:
+        if not self.application_id:
+            raise ConfigError(
+                "no application id: pass --application-id, set STREAMER_APPLICATION_ID, "
+                "or put application_id in the config file"
+            )
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> StreamerConfig:
+        return replace(self, **_coerce(overrides))
+
+
+def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn strings (from env or flags) into the field's type; unknown names are errors."""
+    types = {f.name: f.type for f in fields(StreamerConfig)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in types:
+            raise ConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(types))}")
+        if value is None:
+            continue
+        kind = str(types[name])
+        try:
+            if isinstance(value, str) and kind.startswith("int"):
+                value = int(value)
+            elif isinstance(value, str) and kind.startswith("float"):
+                value = float(value)
+            elif isinstance(value, str) and kind == "bool":
+                value = value.strip().lower() in ("1", "true", "yes", "on")
+        except ValueError:
+            raise ConfigError(f"setting {name!r} needs a number, got {value!r}") from None
+        out[name] = value
+    return out
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    known = {f.name for f in fields(StreamerConfig)}
+    out = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and not key.startswith(APP_SETTING_PREFIX):
+            name = key[len(ENV_PREFIX):].lower()
+            if name in known:
+                out[name] = value
+    return out
+
+
+def from_file(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    settings = dict(data.get("streamer", data))
+    app = settings.pop("app", {})
+    for key, value in app.items():
+        os.environ.setdefault(APP_SETTING_PREFIX + key.upper(), str(value))
+    return settings
+
+
+def load_config(
+    file: str | Path | None = None,
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> StreamerConfig:
+    """Merge the sources, later ones winning: defaults, file, environment, CLI flags."""
+    merged: dict[str, Any] = {}
+    if file:
+        merged.update(from_file(file))
+    merged.update(from_env(os.environ if environ is None else environ))
+    merged.update({k: v for k, v in (cli or {}).items() if v is not None})
+    return StreamerConfig().with_overrides(merged)
+
+
+def app_setting(name: str, default: str) -> str:
+    """A setting of the user's app (a topic name, say): STREAMER_APP_<NAME> or the default.
+
+    ``streamer run --app-setting name=value`` and the config file's ``[streamer.app]``
+    table set these before the app module is imported.
+    """
+    return os.environ.get(APP_SETTING_PREFIX + name.upper(), default)

@@ -1,0 +1,119 @@
+"""StreamsBuilder: the entry point of the DSL."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Sequence
+
+from streamer.dsl.graph import LogicalGraph, LogicalNode, StoreDefinition
+from streamer.errors import TopologyError
+from streamer.serde import SerdeLike, resolve_serde
+
+if TYPE_CHECKING:
+    from streamer.dsl.stream import Stream
+    from streamer.dsl.table import Table
+    from streamer.topology.topology import Topology
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class StreamsBuilder:
+    """Collects streams, tables and their operations into a logical graph; ``build()`` compiles it."""
+
+    def __init__(self) -> None:
+        self.graph = LogicalGraph()
+        self._names: set[str] = set()
+
+    def stream(
+        self,
+        topics: str | Sequence[str] | None = None,
+        *,
+        pattern: str | None = None,
+        key_serde: SerdeLike = None,
+        value_serde: SerdeLike = None,
+        name: str | None = None,
+    ) -> Stream:
+        """A stream of the records in ``topics`` (or in every topic matching ``pattern``)."""
+        from streamer.dsl.stream import Stream
+
+        if (topics is None) == (pattern is None):
+            raise TopologyError("stream() takes either topics or pattern, not both and not neither")
+        names = [topics] if isinstance(topics, str) else list(topics or [])
+        if pattern is not None:
+            re.compile(pattern)
+        key, value = resolve_serde(key_serde), resolve_serde(value_serde)
+        params = {"topics": names, "pattern": pattern, "internal": False, "key_serde": key, "value_serde": value}
+        node = self.add_node("source", [], params, name)
+        return Stream(self, node, key, value)
+
+    def table(
+        self,
+        topic: str,
+        *,
+        key_serde: SerdeLike = None,
+        value_serde: SerdeLike = None,
+        name: str | None = None,
+    ) -> Table:
+        """The latest value per key of a topic, materialized in store ``name`` (tombstones delete)."""
+        from streamer.dsl.table import Table
+
+        key, value = resolve_serde(key_serde), resolve_serde(value_serde)
+        params = {"topics": [topic], "pattern": None, "internal": False, "key_serde": key, "value_serde": value}
+        source = self.add_node("source", [], params)
+        store = self.add_store(name or f"{topic}-table", "key_value")
+        node = self.add_node("table_source", [source], {"store": store}, stores=(store,))
+        return Table(self, node, key, value, store)
+
+    def build(self) -> Topology:
+        """Compile the graph into a runnable topology."""
+        from streamer.topology.compiler import compile_graph
+
+        return compile_graph(self.graph)
+
+    # The methods below are for the DSL classes, not for users.
+
+    def add_node(
+        self,
+        op: str,
+        parents: list[LogicalNode],
+        params: dict[str, Any] | None = None,
+        name: str | None = None,
+        *,
+        key_changed: bool | None = None,
+        stores: tuple[str, ...] = (),
+    ) -> LogicalNode:
+        """Add an operation below ``parents``; key-changed-ness is inherited unless given."""
+        order = len(self.graph.nodes)
+        node_name = self._claim(name or f"{op}-{order}", "processor")
+        inherited = any(parent.key_changed for parent in parents)
+        node = LogicalNode(
+            name=node_name,
+            op=op,
+            order=order,
+            params=params or {},
+            parents=list(parents),
+            key_changed=inherited if key_changed is None else key_changed,
+            stores=stores,
+        )
+        for parent in parents:
+            parent.children.append(node)
+        self.graph.nodes.append(node)
+        return node
+
+    def add_store(self, name: str, kind: str, logged: bool = True) -> str:
+        store = self._claim(name, "store")
+        self.graph.stores[store] = StoreDefinition(store, kind, logged)
+        return store
+
+    def generated_name(self, suffix: str) -> str:
+        """A stable name for an unnamed store or topic: stable while the DSL calls keep their order."""
+        return f"{suffix}-{len(self.graph.nodes)}"
+
+    def _claim(self, name: str, what: str) -> str:
+        if not _NAME.match(name):
+            raise TopologyError(f"{what} name {name!r} may only use letters, digits, '.', '_' and '-'")
+        key = f"{what}:{name}"
+        if key in self._names:
+            raise TopologyError(f"{what} name {name!r} is used twice; give each one a unique name")
+        self._names.add(key)
+        return name

@@ -1,0 +1,238 @@
+"""Stream: an unbounded sequence of independent records, and its operations."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from streamer.dsl.graph import LogicalNode
+from streamer.errors import TopologyError
+from streamer.serde import Serde, SerdeLike, resolve_serde
+
+if TYPE_CHECKING:
+    from streamer.dsl.builder import StreamsBuilder
+    from streamer.dsl.grouped import GroupedStream
+    from streamer.dsl.table import Table
+
+
+def _function_params(function: Callable[..., Any], **extra: Any) -> dict[str, Any]:
+    if not callable(function):
+        raise TopologyError(f"expected a function, got {function!r}")
+    return {"function": function, "is_async": inspect.iscoroutinefunction(function), **extra}
+
+
+class Stream:
+    """A stream of records. Operations return new streams; nothing runs until the topology does.
+
+    User functions take ``(key, value)`` except the ``*_values`` operations, which take
+    the value (or ``(key, value)`` with ``with_key=True``). Any of them may be ``async def``.
+    Serdes given at the source carry through operations until replaced at ``to``,
+    ``group_by`` or ``repartition``.
+    """
+
+    def __init__(self, builder: StreamsBuilder, node: LogicalNode, key_serde: Serde, value_serde: Serde) -> None:
+        self.builder = builder
+        self.node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def _then(self, op: str, params: dict[str, Any], name: str | None, key_changed: bool | None = None) -> Stream:
+        node = self.builder.add_node(op, [self.node], params, name, key_changed=key_changed)
+        return Stream(self.builder, node, self.key_serde, self.value_serde)
+
+    def filter(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
+        """Keep records for which ``predicate(key, value)`` is true."""
+        return self._then("filter", _function_params(predicate), name)
+
+    def filter_not(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
+        """Drop records for which ``predicate(key, value)`` is true."""
+        return self._then("filter_not", _function_params(predicate), name)
+
+    def map(self, mapper: Callable[[Any, Any], tuple[Any, Any]], name: str | None = None) -> Stream:
+        """Replace key and value by ``mapper(key, value) -> (key, value)``; marks the key changed."""
+        return self._then("map", _function_params(mapper), name, key_changed=True)
+
+    def map_values(self, mapper: Callable[..., Any], name: str | None = None, *, with_key: bool = False) -> Stream:
+        """Replace the value by ``mapper(value)`` (``mapper(key, value)`` with ``with_key``)."""
+        return self._then("map_values", _function_params(mapper, with_key=with_key), name)
+
+    def flat_map(self, mapper: Callable[[Any, Any], Iterable[tuple[Any, Any]]], name: str | None = None) -> Stream:
+        """Replace each record by the ``(key, value)`` pairs ``mapper(key, value)`` yields."""
+        return self._then("flat_map", _function_params(mapper), name, key_changed=True)
+
+    def flat_map_values(
+        self, mapper: Callable[..., Iterable[Any]], name: str | None = None, *, with_key: bool = False
+    ) -> Stream:
+        """Replace each record by one record per value ``mapper(value)`` yields, keeping the key."""
+        return self._then("flat_map_values", _function_params(mapper, with_key=with_key), name)
+
+    def select_key(self, selector: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
+        """Set the key to ``selector(key, value)``; marks the key changed."""
+        return self._then("select_key", _function_params(selector), name, key_changed=True)
+
+    def peek(self, action: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
+        """Call ``action(key, value)`` for each record and pass it on unchanged."""
+        return self._then("peek", _function_params(action), name)
+
+    def foreach(self, action: Callable[[Any, Any], Any], name: str | None = None) -> None:
+        """Call ``action(key, value)`` for each record; the stream ends here."""
+        self._then("foreach", _function_params(action), name)
+
+    def split(self, name: str | None = None) -> Splitter:
+        """Route each record to the first branch whose predicate holds (see ``Splitter``)."""
+        return Splitter(self, name)
+
+    def merge(self, other: Stream, name: str | None = None) -> Stream:
+        """One stream of the records of both; per-partition input order is kept."""
+        if other.builder is not self.builder:
+            raise TopologyError("merge() needs two streams of the same StreamsBuilder")
+        node = self.builder.add_node("merge", [self.node, other.node], {}, name)
+        return Stream(self.builder, node, self.key_serde, self.value_serde)
+
+    def to(
+        self,
+        topic: str | Callable[[Any, Any], str],
+        *,
+        key_serde: SerdeLike = None,
+        value_serde: SerdeLike = None,
+        partitioner: Callable[[Any, Any, int], int] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Write to ``topic``, or to the topic ``topic(key, value)`` names for each record.
+
+        ``partitioner(key, value, partition_count)`` overrides Kafka's default
+        murmur2-of-the-key placement.
+        """
+        params: dict[str, Any] = {
+            "key_serde": resolve_serde(key_serde, self.key_serde),
+            "value_serde": resolve_serde(value_serde, self.value_serde),
+            "partitioner": partitioner,
+            "internal": False,
+        }
+        if isinstance(topic, str):
+            params.update(topic=topic, extractor=None)
+        elif callable(topic):
+            params.update(topic=None, extractor=topic)
+        else:
+            raise TopologyError(f"to() takes a topic name or a function choosing one, got {topic!r}")
+        self.builder.add_node("sink", [self.node], params, name)
+
+    def repartition(
+        self,
+        name: str | None = None,
+        *,
+        key_serde: SerdeLike = None,
+        value_serde: SerdeLike = None,
+        partitions: int | None = None,
+    ) -> Stream:
+        """Send the stream through an internal topic so records are partitioned by their current key."""
+        key = resolve_serde(key_serde, self.key_serde)
+        value = resolve_serde(value_serde, self.value_serde)
+        base = name or self.builder.generated_name("repartition")
+        source = through_repartition_topic(self.builder, self.node, base, key, value, partitions)
+        return Stream(self.builder, source, key, value)
+
+    def group_by_key(
+        self, *, key_serde: SerdeLike = None, value_serde: SerdeLike = None, name: str | None = None
+    ) -> GroupedStream:
+        """Group by the current key, for aggregations; repartitions first if the key changed."""
+        from streamer.dsl.grouped import GroupedStream
+
+        key = resolve_serde(key_serde, self.key_serde)
+        value = resolve_serde(value_serde, self.value_serde)
+        return GroupedStream(self.builder, self.node, key, value, name)
+
+    def group_by(
+        self,
+        selector: Callable[[Any, Any], Any],
+        *,
+        key_serde: SerdeLike = None,
+        value_serde: SerdeLike = None,
+        name: str | None = None,
+    ) -> GroupedStream:
+        """Group by ``selector(key, value)``; always repartitions."""
+        return self.select_key(selector).group_by_key(key_serde=key_serde, value_serde=value_serde, name=name)
+
+    def to_table(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
+        """The latest value per key of this stream, materialized in store ``name``."""
+        from streamer.dsl.table import Table
+
+        value = resolve_serde(value_serde, self.value_serde)
+        upstream = self.node
+        if self.node.key_changed:
+            base = name or self.builder.generated_name("to-table")
+            upstream = through_repartition_topic(self.builder, self.node, base, self.key_serde, value, None)
+        store = self.builder.add_store(name or self.builder.generated_name("table-store"), "key_value")
+        node = self.builder.add_node("table_source", [upstream], {"store": store}, stores=(store,))
+        return Table(self.builder, node, self.key_serde, value, store)
+
+
+class Splitter:
+    """Builds the branches of ``Stream.split``: ``.branch(...)`` per route, then a default or none.
+
+    ``default_branch()`` and ``no_default_branch()`` return the branches as a dict
+    from branch name to Stream.
+    """
+
+    def __init__(self, stream: Stream, name: str | None) -> None:
+        self.stream = stream
+        self.name = name
+        self.branches: list[tuple[str, Callable[[Any, Any], Any]]] = []
+
+    def branch(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Splitter:
+        if not callable(predicate):
+            raise TopologyError(f"branch() needs a predicate function, got {predicate!r}")
+        self.branches.append((name or str(len(self.branches) + 1), predicate))
+        return self
+
+    def default_branch(self, name: str = "default") -> dict[str, Stream]:
+        return self._finish(name)
+
+    def no_default_branch(self) -> dict[str, Stream]:
+        return self._finish(None)
+
+    def _finish(self, default: str | None) -> dict[str, Stream]:
+        if not self.branches:
+            raise TopologyError("split() needs at least one branch() before default_branch()")
+        builder = self.stream.builder
+        split_params = {"predicates": [p for _, p in self.branches], "has_default": default is not None}
+        split = builder.add_node("split", [self.stream.node], split_params, self.name)
+        names = [n for n, _ in self.branches] + ([default] if default is not None else [])
+        result: dict[str, Stream] = {}
+        for branch_name in names:
+            if branch_name in result:
+                raise TopologyError(f"split() has two branches named {branch_name!r}")
+            node = builder.add_node("branch", [split], {}, f"{split.name}-{branch_name}")
+            result[branch_name] = Stream(builder, node, self.stream.key_serde, self.stream.value_serde)
+        return result
+
+
+def through_repartition_topic(
+    builder: StreamsBuilder,
+    upstream: LogicalNode,
+    base_name: str,
+    key_serde: Serde,
+    value_serde: Serde,
+    partitions: int | None,
+) -> LogicalNode:
+    """Write ``upstream`` to internal topic ``<base_name>-repartition`` and read it back.
+
+    The sink and the new source are not linked by an edge, which is what splits the
+    topology into two sub-topologies at this point.
+    """
+    topic = f"{base_name}-repartition"
+    builder.add_node(
+        "sink",
+        [upstream],
+        {"topic": topic, "extractor": None, "partitioner": None, "internal": True,
+         "key_serde": key_serde, "value_serde": value_serde, "partitions": partitions},
+        f"{base_name}-repartition-sink",
+    )
+    return builder.add_node(
+        "source",
+        [],
+        {"topics": [topic], "pattern": None, "internal": True, "key_serde": key_serde,
+         "value_serde": value_serde, "partitions": partitions},
+        f"{base_name}-repartition-source",
+        key_changed=False,
+    )

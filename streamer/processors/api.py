@@ -1,0 +1,103 @@
+"""The processor API: what every processor implements and what it may ask of its task.
+
+Processors work on whole batches. ``process`` receives every record that reached the
+node in one pass over an input batch and returns the records it forwards; this keeps
+the per-record cost to a loop iteration instead of a call through the graph per record.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, Sequence
+
+from streamer.record import Record
+
+
+class PunctuationType(enum.Enum):
+    """What drives a punctuator: the task's stream time or the wall clock."""
+
+    STREAM_TIME = "stream_time"
+    WALL_CLOCK_TIME = "wall_clock_time"
+
+
+class Punctuator(Protocol):
+    """Called with the current time (ms) of the punctuation type; returns records to forward."""
+
+    def __call__(self, timestamp: int) -> Sequence[Record] | None: ...
+
+
+class ProcessorContext(Protocol):
+    """What a processor may use from the task that runs it."""
+
+    @property
+    def application_id(self) -> str: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def stream_time(self) -> int:
+        """Highest record timestamp the task has seen (ms); -1 before the first record."""
+        ...
+
+    def get_store(self, name: str) -> Any:
+        """The task's instance of a store declared for this processor."""
+        ...
+
+    def resolve_topic(self, name: str, internal: bool) -> str:
+        """Full topic name: internal topics get the application id as a prefix."""
+        ...
+
+    def schedule(self, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> None:
+        """Call ``punctuator`` every ``interval_ms`` of ``kind`` time; its records go downstream."""
+        ...
+
+    def schedule_cron(self, expression: str, punctuator: Punctuator) -> None:
+        """Call ``punctuator`` at each wall-clock time matching a cron expression."""
+        ...
+
+    def record_error(self, processor: str, record: Record, error: BaseException) -> None:
+        """Hand a record whose processing raised to the configured error handler."""
+        ...
+
+    def send(self, topic: str, rows: list[tuple[bytes | None, bytes | None, int, Any, int | None]]) -> None:
+        """Queue serialized (key, value, timestamp, headers, partition) rows for a topic.
+
+        A partition of None means Kafka's default: murmur2 of the key bytes.
+        """
+        ...
+
+    def initializing(self, node: str) -> None:
+        """Called by the task graph before each processor's ``init``."""
+        ...
+
+    def partition_count(self, topic: str) -> int:
+        """Number of partitions of a topic the task writes to."""
+        ...
+
+
+class Processor(ABC):
+    """A node of a task graph. Instances are per task; ``init`` runs before the first batch."""
+
+    #: True for processors whose ``process`` is a coroutine function.
+    is_async: bool = False
+    #: True for processors that return one output list per child instead of one shared list.
+    routes: bool = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.context: ProcessorContext | None = None
+
+    def init(self, context: ProcessorContext) -> None:
+        self.context = context
+
+    @abstractmethod
+    def process(self, records: list[Record]) -> Any:
+        """Process a batch; return the forwarded records (or per-child lists if ``routes``)."""
+
+    def close(self) -> None:
+        """Release anything acquired in ``init``."""

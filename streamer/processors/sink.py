@@ -1,0 +1,79 @@
+"""Serializes records and hands them to the task's producer, per topic."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from streamer.processors.api import Processor
+from streamer.record import Record
+from streamer.serde import BytesSerde, Serde
+
+#: ``partitioner(key, value, partition_count) -> partition`` on the deserialized record.
+Partitioner = Callable[[Any, Any, int], int]
+#: ``extractor(key, value) -> topic`` chooses the topic per record.
+TopicExtractor = Callable[[Any, Any], str]
+
+
+class Sink(Processor):
+    """Writes a batch to a topic (or to the topic ``extractor`` picks per record)."""
+
+    def __init__(
+        self,
+        name: str,
+        topic: str | None,
+        key_serde: Serde,
+        value_serde: Serde,
+        *,
+        internal: bool = False,
+        extractor: TopicExtractor | None = None,
+        partitioner: Partitioner | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.topic = topic
+        self.internal = internal
+        self.extractor = extractor
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.partitioner = partitioner
+        self._resolved = ""
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        if self.topic is not None:
+            self._resolved = context.resolve_topic(self.topic, self.internal)
+
+    def process(self, records: list[Record]) -> list[Record]:
+        if self.extractor is None:
+            self._send(self._resolved, records)
+            return []
+        by_topic: dict[str, list[Record]] = {}
+        for record in records:
+            try:
+                topic = self.extractor(record.key, record.value)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+                continue
+            by_topic.setdefault(topic, []).append(record)
+        for topic, batch in by_topic.items():
+            self._send(topic, batch)
+        return []
+
+    def _send(self, topic: str, records: list[Record]) -> None:
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
+        raw_keys = isinstance(self.key_serde, BytesSerde)
+        raw_values = isinstance(self.value_serde, BytesSerde)
+        dump_key = self.key_serde.serialize
+        dump_value = self.value_serde.serialize
+        partitioner = self.partitioner
+        count = self.context.partition_count(topic) if partitioner is not None else 0
+        for record in records:
+            try:
+                key = record.key if raw_keys else dump_key(record.key)
+                value = record.value if raw_values else dump_value(record.value)
+                partition = None if partitioner is None else partitioner(record.key, record.value, count)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+                continue
+            add((key, value, record.timestamp, record.headers, partition))
+        self.context.send(topic, rows)

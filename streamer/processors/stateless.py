@@ -1,0 +1,201 @@
+"""Record-at-a-time operations without state, each a loop over the batch.
+
+Every user call sits inside ``try`` (free in CPython 3.11 when nothing raises) so a
+record that makes user code raise goes to the error handler and the rest of the batch
+goes on as configured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from streamer.processors.api import Processor
+from streamer.record import Record
+
+
+class Filter(Processor):
+    """Keeps records for which ``predicate(key, value)`` is truthy (falsy when ``negate``)."""
+
+    def __init__(self, name: str, predicate: Callable[[Any, Any], Any], negate: bool = False) -> None:
+        super().__init__(name)
+        self.predicate = predicate
+        self.negate = negate
+
+    def process(self, records: list[Record]) -> list[Record]:
+        out: list[Record] = []
+        keep = out.append
+        predicate, negate = self.predicate, self.negate
+        for record in records:
+            try:
+                if (not predicate(record.key, record.value)) is negate:
+                    keep(record)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+        return out
+
+
+class MapValues(Processor):
+    """Replaces each value by ``mapper(value)`` (or ``mapper(key, value)`` with ``with_key``)."""
+
+    def __init__(self, name: str, mapper: Callable[..., Any], with_key: bool = False) -> None:
+        super().__init__(name)
+        self.mapper = mapper
+        self.with_key = with_key
+
+    def process(self, records: list[Record]) -> list[Record]:
+        out: list[Record] = []
+        emit = out.append
+        mapper = self.mapper
+        for record in records:
+            try:
+                value = mapper(record.key, record.value) if self.with_key else mapper(record.value)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+                continue
+            emit(Record(record.key, value, record.timestamp, record.headers, record.offset))
+        return out
+
+
+class Map(Processor):
+    """Replaces key and value by the pair ``mapper(key, value)`` returns."""
+
+    def __init__(self, name: str, mapper: Callable[[Any, Any], tuple[Any, Any]]) -> None:
+        super().__init__(name)
+        self.mapper = mapper
+
+    def process(self, records: list[Record]) -> list[Record]:
+        out: list[Record] = []
+        emit = out.append
+        mapper = self.mapper
+        for record in records:
+            try:
+                key, value = mapper(record.key, record.value)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+                continue
+            emit(Record(key, value, record.timestamp, record.headers, record.offset))
+        return out
+
+
+class SelectKey(Processor):
+    """Replaces each key by ``selector(key, value)``."""
+
+    def __init__(self, name: str, selector: Callable[[Any, Any], Any]) -> None:
+        super().__init__(name)
+        self.selector = selector
+
+    def process(self, records: list[Record]) -> list[Record]:
+        out: list[Record] = []
+        emit = out.append
+        selector = self.selector
+        for record in records:
+            try:
+                key = selector(record.key, record.value)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+                continue
+            emit(Record(key, record.value, record.timestamp, record.headers, record.offset))
+        return out
+
+
+class FlatMap(Processor):
+    """Replaces each record by the (key, value) pairs ``mapper(key, value)`` yields."""
+
+    def __init__(self, name: str, mapper: Callable[[Any, Any], Iterable[tuple[Any, Any]]]) -> None:
+        super().__init__(name)
+        self.mapper = mapper
+
+    def process(self, records: list[Record]) -> list[Record]:
+        out: list[Record] = []
+        emit = out.append
+        mapper = self.mapper
+        for record in records:
+            try:
+                pairs = list(mapper(record.key, record.value))
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+                continue
+            for key, value in pairs:
+                emit(Record(key, value, record.timestamp, record.headers, record.offset))
+        return out
+
+
+class FlatMapValues(Processor):
+    """Replaces each record by one record per value ``mapper(value)`` yields, same key."""
+
+    def __init__(self, name: str, mapper: Callable[..., Iterable[Any]], with_key: bool = False) -> None:
+        super().__init__(name)
+        self.mapper = mapper
+        self.with_key = with_key
+
+    def process(self, records: list[Record]) -> list[Record]:
+        out: list[Record] = []
+        emit = out.append
+        mapper = self.mapper
+        for record in records:
+            try:
+                values = list(mapper(record.key, record.value) if self.with_key else mapper(record.value))
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+                continue
+            for value in values:
+                emit(Record(record.key, value, record.timestamp, record.headers, record.offset))
+        return out
+
+
+class Peek(Processor):
+    """Calls ``action(key, value)`` for its side effect and forwards every record unchanged.
+
+    With ``terminal`` (``foreach``) nothing is forwarded.
+    """
+
+    def __init__(self, name: str, action: Callable[[Any, Any], Any], terminal: bool = False) -> None:
+        super().__init__(name)
+        self.action = action
+        self.terminal = terminal
+
+    def process(self, records: list[Record]) -> list[Record]:
+        action = self.action
+        for record in records:
+            try:
+                action(record.key, record.value)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+        return [] if self.terminal else records
+
+
+class PassThrough(Processor):
+    """Forwards its input as is: where streams merge or a name is only a waypoint."""
+
+    def process(self, records: list[Record]) -> list[Record]:
+        return records
+
+
+class Split(Processor):
+    """Sends each record to the first branch whose predicate holds, else to the default branch.
+
+    Children are the branches in declaration order, then the default branch if there is one.
+    """
+
+    routes = True
+
+    def __init__(self, name: str, predicates: list[Callable[[Any, Any], Any]], has_default: bool) -> None:
+        super().__init__(name)
+        self.predicates = predicates
+        self.has_default = has_default
+
+    def process(self, records: list[Record]) -> list[list[Record]]:
+        outputs: list[list[Record]] = [[] for _ in range(len(self.predicates) + self.has_default)]
+        numbered = list(enumerate(self.predicates))
+        for record in records:
+            try:
+                for index, predicate in numbered:
+                    if predicate(record.key, record.value):
+                        outputs[index].append(record)
+                        break
+                else:
+                    if self.has_default:
+                        outputs[-1].append(record)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+        return outputs

@@ -1,0 +1,134 @@
+"""Batches a task's output records per partition and sends them with aiokafka's batch API.
+
+Processors hand over serialized rows synchronously; the task awaits ``drain`` once
+per pass, so there is one await per partition per pass and none per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from streamer.errors import MissingTopicError, StreamerError
+from streamer.partitioner import default_partition
+
+Row = tuple[bytes | None, bytes | None, int, Any, int | None]
+TopicPartitionKey = tuple[str, int]
+
+_KEY_CACHE_LIMIT = 200_000
+#: aiokafka's builder takes headers as a list only; one shared empty list avoids an allocation per record.
+_NO_HEADERS: list[tuple[str, bytes]] = []
+
+
+class ProduceError(StreamerError):
+    """The broker refused or failed to take records a task produced."""
+
+
+class RecordCollector:
+    """One task's pending output: open batch builders, in-flight sends, and their results."""
+
+    def __init__(self, producer: AIOKafkaProducer, partition_counts: dict[str, int]) -> None:
+        self.producer = producer
+        self.partition_counts = partition_counts
+        self._builders: dict[TopicPartitionKey, BatchBuilder] = {}
+        self._full: list[tuple[TopicPartitionKey, BatchBuilder]] = []
+        self._unplaced: list[tuple[str, list[Row]]] = []
+        self._in_flight: list[tuple[TopicPartitionKey, int, asyncio.Future[Any]]] = []
+        self._key_partitions: dict[tuple[bytes, int], int] = {}
+        self._sticky: dict[str, int] = {}
+
+    def partition_count(self, topic: str) -> int:
+        try:
+            return self.partition_counts[topic]
+        except KeyError:
+            raise MissingTopicError(f"topic {topic!r} is not known to this worker; create it first") from None
+
+    def send(self, topic: str, rows: list[Row]) -> None:
+        """Place rows into per-partition batches; topics without metadata wait for ``drain``."""
+        count = self.partition_counts.get(topic)
+        if count is None:
+            self._unplaced.append((topic, rows))
+            return
+        builders = self._builders
+        key_partitions = self._key_partitions
+        for key, value, timestamp, headers, partition in rows:
+            if partition is None:
+                if key is None:
+                    partition = self._sticky_partition(topic, count)
+                else:
+                    partition = key_partitions.get((key, count))
+                    if partition is None:
+                        partition = self._remember(key, count)
+            slot = (topic, partition)
+            builder = builders.get(slot)
+            if builder is None:
+                builder = builders[slot] = self.producer.create_batch()
+            headers = list(headers) if headers else _NO_HEADERS
+            if builder.append(timestamp=timestamp, key=key, value=value, headers=headers) is None:
+                self._full.append((slot, builder))
+                builder = builders[slot] = self.producer.create_batch()
+                if builder.append(timestamp=timestamp, key=key, value=value, headers=headers) is None:
+                    raise ProduceError(f"a record for {topic} is larger than max_batch_bytes; raise that setting")
+
+    def _remember(self, key: bytes, count: int) -> int:
+        if len(self._key_partitions) > _KEY_CACHE_LIMIT:
+            self._key_partitions.clear()
+        partition = self._key_partitions[(key, count)] = default_partition(key, count)
+        return partition
+
+    def _sticky_partition(self, topic: str, count: int) -> int:
+        partition = self._sticky.get(topic)
+        if partition is None:
+            partition = self._sticky[topic] = random.randrange(count)
+        return partition
+
+    async def drain(self) -> None:
+        """Send every non-empty batch; results are checked in ``flush``."""
+        if self._unplaced:
+            await self._place_unknown_topics()
+        batches = self._full + list(self._builders.items())
+        self._full = []
+        self._builders = {}
+        self._sticky.clear()
+        for (topic, partition), builder in batches:
+            count = builder.record_count()
+            if count:
+                future = await self.producer.send_batch(builder, topic, partition=partition)
+                self._in_flight.append(((topic, partition), count, future))
+
+    async def flush(self) -> dict[TopicPartitionKey, int]:
+        """Send everything and wait for the broker; returns the last offset written per partition."""
+        await self.drain()
+        in_flight, self._in_flight = self._in_flight, []
+        if not in_flight:
+            return {}
+        results = await asyncio.gather(*(f for _, _, f in in_flight), return_exceptions=True)
+        last: dict[TopicPartitionKey, int] = {}
+        for (slot, count, _), result in zip(in_flight, results):
+            if isinstance(result, BaseException):
+                raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}") from result
+            if result is not None:
+                last[slot] = max(last.get(slot, -1), result.offset + count - 1)
+        return last
+
+    def discard(self) -> None:
+        """Forget unsent batches (the transaction they belong to is being aborted)."""
+        self._builders = {}
+        self._full = []
+        self._unplaced = []
+        self._in_flight = []
+
+    async def _place_unknown_topics(self) -> None:
+        pending, self._unplaced = self._unplaced, []
+        for topic in {t for t, _ in pending}:
+            partitions = await self.producer.partitions_for(topic)
+            if not partitions:
+                raise MissingTopicError(f"topic {topic!r} does not exist; create it before writing to it")
+            self.partition_counts[topic] = len(partitions)
+        for topic, rows in pending:
+            self.send(topic, rows)
+

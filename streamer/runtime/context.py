@@ -1,0 +1,67 @@
+"""The ProcessorContext a running task gives its processors."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from streamer.errors import TopologyError
+from streamer.processors.api import PunctuationType, Punctuator
+from streamer.record import Record
+from streamer.topology.topology import internal_topic_name
+
+if TYPE_CHECKING:
+    from streamer.runtime.task import StreamTask
+
+
+class TaskContext:
+    """Connects processors to their task: stores, output, time, punctuation and errors."""
+
+    def __init__(self, task: StreamTask) -> None:
+        self._task = task
+        self._current_node = ""
+
+    @property
+    def application_id(self) -> str:
+        return self._task.application_id
+
+    @property
+    def task_id(self) -> str:
+        return self._task.task_id
+
+    @property
+    def partition(self) -> int:
+        return self._task.partition
+
+    @property
+    def stream_time(self) -> int:
+        return self._task.stream_time
+
+    def get_store(self, name: str) -> Any:
+        try:
+            return self._task.stores[name]
+        except KeyError:
+            raise TopologyError(f"task {self.task_id} has no store {name!r}") from None
+
+    def resolve_topic(self, name: str, internal: bool) -> str:
+        return internal_topic_name(self.application_id, name) if internal else name
+
+    def schedule(self, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> None:
+        now = self.stream_time if kind is PunctuationType.STREAM_TIME else int(time.time() * 1000)
+        self._task.punctuation.add(self._current_node, interval_ms, kind, punctuator, now)
+
+    def schedule_cron(self, expression: str, punctuator: Punctuator) -> None:
+        self._task.punctuation.add_cron(self._current_node, expression, punctuator, int(time.time() * 1000))
+
+    def record_error(self, processor: str, record: Record, error: BaseException) -> None:
+        self._task.record_error(processor, record, error)
+
+    def send(self, topic: str, rows: list[tuple[Any, ...]]) -> None:
+        self._task.collector.send(topic, rows)
+
+    def partition_count(self, topic: str) -> int:
+        return self._task.collector.partition_count(topic)
+
+    def initializing(self, node: str) -> None:
+        """Name the processor whose ``init`` runs now, so its schedules know where to forward."""
+        self._current_node = node

@@ -1,0 +1,64 @@
+"""A task's state stores, each behind a write cache and backed by a changelog partition.
+
+Between commits, writes stay in the caches. At commit the dirty entries are produced
+to the changelogs; only once the commit succeeded are they applied to the stores,
+together with the changelog offset they reach, so a store never holds uncommitted data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from streamer.state.write_cache import WriteCache
+
+
+class _Collector(Protocol):
+    def send(self, topic: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+class TaskStores:
+    """Name -> write cache for one task, plus the changelog topic of each logged store."""
+
+    def __init__(self, partition: int, caches: dict[str, WriteCache], changelogs: dict[str, str]) -> None:
+        self.partition = partition
+        self.caches = caches
+        self.changelogs = changelogs
+        self._written: dict[str, int] = {}
+
+    def __getitem__(self, name: str) -> WriteCache:
+        return self.caches[name]
+
+    @property
+    def dirty_count(self) -> int:
+        return sum(cache.dirty_count for cache in self.caches.values())
+
+    def produce_changelogs(self, collector: _Collector, timestamp: int) -> None:
+        partition = self.partition
+        stamp = max(timestamp, 0)
+        for name, topic in self.changelogs.items():
+            entries = self.caches[name].dirty_entries()
+            if entries:
+                collector.send(topic, [(key, value, stamp, None, partition) for key, value in entries])
+
+    def note_written(self, written: dict[tuple[str, int], int]) -> None:
+        """Remember the last changelog offset each store's changes reached."""
+        for name, topic in self.changelogs.items():
+            offset = written.get((topic, self.partition))
+            if offset is not None:
+                self._written[name] = offset
+
+    def apply(self) -> None:
+        for name, cache in self.caches.items():
+            written = self._written.pop(name, None)
+            if cache.dirty_count:
+                cache.apply(None if written is None else written + 1)
+
+    def discard(self) -> None:
+        self._written.clear()
+        for cache in self.caches.values():
+            cache.discard()
+
+    def close(self) -> None:
+        for cache in self.caches.values():
+            cache.store.close()

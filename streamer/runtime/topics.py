@@ -1,0 +1,161 @@
+"""Checks the topics a topology needs and creates its internal ones, before any task starts.
+
+Everything that would make a worker misbehave later (a missing input, a changelog
+with the wrong partition count, inputs of a sub-topology that are not co-partitioned)
+is found here and reported with what to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from streamer.config import StreamerConfig
+from streamer.errors import MissingTopicError, TopicMismatchError
+from streamer.topology.topology import Topology, internal_topic_name
+
+log = logging.getLogger("streamer.topics")
+
+_TOPIC_ALREADY_EXISTS = 36
+_COMPACT = {"cleanup.policy": "compact"}
+
+
+class TopicManager:
+    """Resolves a topology's topics against the cluster; ``prepare`` returns partition counts."""
+
+    def __init__(self, admin: AIOKafkaAdminClient, topology: Topology, config: StreamerConfig) -> None:
+        self.admin = admin
+        self.topology = topology
+        self.config = config
+        self.app = config.application_id
+
+    async def partition_counts(self, topics: list[str] | None = None) -> dict[str, int]:
+        """Partition count of each existing topic among ``topics`` (all topics if None)."""
+        described = await self.admin.describe_topics(topics)
+        return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0 and t["partitions"]}
+
+    async def prepare(self) -> dict[str, int]:
+        """Check inputs and outputs, create internal topics; returns partitions per topic."""
+        counts = await self.partition_counts()
+        await self._resolve_patterns(counts)
+        await self._ensure_external(counts)
+        await self._ensure_internal(counts)
+        return counts
+
+    async def _resolve_patterns(self, counts: dict[str, int]) -> None:
+        for sub in self.topology.subtopologies:
+            for index, source in enumerate(sub.sources):
+                if source.pattern:
+                    matched = sorted(t for t in counts if re.fullmatch(source.pattern, t))
+                    if not matched:
+                        raise MissingTopicError(
+                            f"no topic matches the pattern {source.pattern!r} of source {source.node}; "
+                            "create one first (topics created later are not picked up until restart)"
+                        )
+                    sub.sources[index] = type(source)(source.node, tuple(matched), None, False)
+
+    async def _ensure_external(self, counts: dict[str, int]) -> None:
+        needed: list[str] = []
+        for sub in self.topology.subtopologies:
+            needed += [t for s in sub.sources if not s.internal for t in s.topics]
+            needed += [s.topic for s in sub.sinks if not s.internal and s.topic is not None]
+        if self.config.processing_error_handler == "dead_letter" or self.config.deserialization_error_handler == "dead_letter":
+            needed.append(self.config.effective_dead_letter_topic)
+        missing = sorted({t for t in needed if t not in counts})
+        if not missing:
+            return
+        if not self.config.auto_create_topics:
+            raise MissingTopicError(
+                f"topic(s) {', '.join(missing)} do not exist at {self.config.bootstrap_servers}; create them "
+                "(e.g. kafka-topics.sh --create) or run with --auto-create-topics"
+            )
+        partitions = self.config.auto_create_partitions
+        await self._create({t: (partitions, {}) for t in missing})
+        counts.update({t: partitions for t in missing})
+
+    def _input_partitions(self, sub_id: int, counts: dict[str, int]) -> int:
+        """Tasks of a sub-topology = partitions of its inputs, which must all agree."""
+        sub = self.topology.subtopologies[sub_id]
+        sizes: dict[str, int] = {}
+        for source in sub.sources:
+            for topic in source.resolved_topics(self.app):
+                if topic not in counts:
+                    counts[topic] = self._repartition_partitions(topic, counts)
+                sizes[topic] = counts[topic]
+        if len(set(sizes.values())) > 1:
+            listing = ", ".join(f"{t}={n}" for t, n in sorted(sizes.items()))
+            raise TopicMismatchError(
+                f"sub-topology {sub_id} reads topics with different partition counts ({listing}); "
+                "inputs that are joined or merged into one task must be co-partitioned: give them the "
+                "same partition count, or repartition one side with .repartition(partitions=N)"
+            )
+        return next(iter(sizes.values()))
+
+    def _repartition_partitions(self, topic: str, counts: dict[str, int]) -> int:
+        for spec in self.topology.repartition_topics:
+            if internal_topic_name(self.app, spec.suffix) == topic:
+                return spec.partitions or self._input_partitions(spec.writer, counts)
+        raise MissingTopicError(f"internal topic {topic} has no writer in the topology")
+
+    async def _ensure_internal(self, counts: dict[str, int]) -> None:
+        wanted: dict[str, tuple[int, dict[str, str]]] = {}
+        for spec in self.topology.repartition_topics:
+            name = internal_topic_name(self.app, spec.suffix)
+            expected = spec.partitions or self._input_partitions(spec.writer, counts)
+            wanted[name] = (expected, {})
+        for sub in self.topology.subtopologies:
+            tasks = self._input_partitions(sub.id, counts)
+            for store in sub.stores:
+                if store.logged:
+                    wanted[store.changelog_topic(self.app)] = (tasks, dict(_COMPACT))
+        existing = await self.partition_counts(list(wanted)) if wanted else {}
+        for name, (partitions, _) in wanted.items():
+            if name in existing and existing[name] != partitions:
+                raise TopicMismatchError(
+                    f"internal topic {name} has {existing[name]} partitions but the topology needs "
+                    f"{partitions}; delete it (and the application's state) or restore the old input partition count"
+                )
+        await self._check_compacted([n for n, (_, cfg) in wanted.items() if cfg and n in existing])
+        await self._create({n: w for n, w in wanted.items() if n not in existing})
+        counts.update({n: p for n, (p, _) in wanted.items()})
+
+    async def _check_compacted(self, names: list[str]) -> None:
+        if not names:
+            return
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n, ["cleanup.policy"]) for n in names]
+        for response in await self.admin.describe_configs(resources):
+            for _, _, _, name, entries in response.resources:
+                policy = {e[0]: e[1] for e in entries}.get("cleanup.policy", "")
+                if "compact" not in policy:
+                    raise TopicMismatchError(
+                        f"changelog topic {name} has cleanup.policy={policy!r}; it must be compacted or "
+                        "state is lost once old segments are deleted. Fix with: kafka-configs.sh --alter "
+                        f"--entity-type topics --entity-name {name} --add-config cleanup.policy=compact"
+                    )
+
+    async def _create(self, topics: dict[str, tuple[int, dict[str, str]]]) -> None:
+        if not topics:
+            return
+        replication = self.config.replication_factor
+        new = [NewTopic(n, p, replication, topic_configs=cfg) for n, (p, cfg) in topics.items()]
+        response = await self.admin.create_topics(new)
+        for topic, code, *rest in response.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise MissingTopicError(f"could not create topic {topic}: error {code} {rest[0] if rest else ''}")
+        log.info("created topics %s", ", ".join(sorted(topics)))
+        await self._wait_visible(list(topics))
+
+    async def _wait_visible(self, names: list[str], timeout: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            counts = await self.partition_counts(names)
+            if all(n in counts for n in names):
+                return
+            if loop.time() > deadline:
+                raise MissingTopicError(f"topics {names} were created but never showed up in metadata")
+            await asyncio.sleep(0.1)

@@ -1,0 +1,286 @@
+"""The worker: one member of the application's consumer group, running the tasks it is assigned.
+
+One poll loop fetches for all assigned partitions and hands each batch to the task of
+its (sub-topology, partition); each task runs as its own asyncio task. The poll loop
+also commits on the commit interval. Rebalances close revoked tasks after a last
+commit and open assigned ones, restoring their state before they process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+
+from streamer.config import StreamerConfig
+from streamer.errors import BrokerUnavailableError, StreamerError
+from streamer.runtime.state_manager import StateManager
+from streamer.runtime.task import StreamTask, task_id_of
+from streamer.runtime.topics import TopicManager
+from streamer.topology.topology import Topology
+
+log = logging.getLogger("streamer.worker")
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Forwards rebalance callbacks to the worker; aiokafka only logs what they raise, so we keep it."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker._guard(self.worker._on_revoked(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker._guard(self.worker._on_assigned(assigned))
+
+
+class Worker:
+    """Runs a topology as one group member until ``stop()``; ``run()`` raises what stopped it."""
+
+    def __init__(self, topology: Topology, config: StreamerConfig) -> None:
+        config.require_application_id()
+        self.topology = topology
+        self.config = config
+        self.tasks: dict[str, StreamTask] = {}
+        self._runners: dict[str, asyncio.Task[None]] = {}
+        self._task_of: dict[TopicPartition, StreamTask] = {}
+        self._sub_of_topic: dict[str, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self._stopping = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._commit_lock = asyncio.Lock()
+        self._partition_counts: dict[str, int] = {}
+        self.admin: AIOKafkaAdminClient | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.state: StateManager | None = None
+        self.started = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the worker to finish its current batches, commit and leave the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        try:
+            await self._start()
+            self.started.set()
+            await self._poll_loop()
+        finally:
+            await self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _client_options(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.config.bootstrap_servers, **self.config.client_options}
+
+    async def _start(self) -> None:
+        config = self.config
+        self.admin = AIOKafkaAdminClient(client_id=f"{config.application_id}-admin", **self._client_options())
+        await self._reach_broker(self.admin.start())
+        self._partition_counts = await TopicManager(self.admin, self.topology, config).prepare()
+        for sub in self.topology.subtopologies:
+            for topic in sub.source_topics(config.application_id):
+                self._sub_of_topic[topic] = sub.id
+        self.producer = AIOKafkaProducer(
+            client_id=f"{config.application_id}-producer",
+            acks="all",
+            enable_idempotence=True,
+            max_batch_size=config.max_batch_bytes,
+            max_request_size=max(config.max_batch_bytes, 1_048_576),
+            linger_ms=5,
+            **self._client_options(),
+        )
+        await self._reach_broker(self.producer.start())
+        self.state = StateManager(config, self._partition_counts)
+        self.consumer = AIOKafkaConsumer(
+            group_id=config.application_id,
+            client_id=f"{config.application_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed" if config.exactly_once else "read_uncommitted",
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+            max_poll_interval_ms=config.max_poll_interval_ms,
+            max_partition_fetch_bytes=4 * 1_048_576,
+            fetch_max_bytes=16 * 1_048_576,
+            **self._client_options(),
+        )
+        self.consumer.subscribe(topics=sorted(self._sub_of_topic), listener=_Listener(self))
+        await self._reach_broker(self.consumer.start())
+        log.info("worker of %s started; topics %s", config.application_id, ", ".join(sorted(self._sub_of_topic)))
+
+    async def _reach_broker(self, starting: Any) -> None:
+        try:
+            await asyncio.wait_for(starting, self.config.broker_timeout_s)
+        except (KafkaConnectionError, TimeoutError, OSError) as error:
+            raise BrokerUnavailableError(
+                f"no Kafka broker answered at {self.config.bootstrap_servers} within "
+                f"{self.config.broker_timeout_s:.0f}s ({error!r}); check --bootstrap-servers and that the broker runs"
+            ) from None
+
+    async def _shutdown(self) -> None:
+        if self.consumer is not None and self.tasks:
+            clean = self._fatal is None
+            await self._close_tasks(list(self.tasks.values()), commit=clean)
+        for client in (self.consumer, self.producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except KafkaError as error:
+                    log.warning("closing %s failed: %r", type(client).__name__, error)
+        if self.state is not None:
+            await self.state.close()
+        if self.admin is not None:
+            await self.admin.close()
+        log.info("worker of %s stopped", self.config.application_id)
+
+    # -- the poll loop ---------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        assert self.consumer is not None
+        interval = self.config.effective_commit_interval_ms / 1000
+        next_commit = time.monotonic() + interval
+        while not self._stopping.is_set():
+            batches = await self.consumer.getmany(timeout_ms=100, max_records=self.config.max_poll_records)
+            for tp, messages in batches.items():
+                task = self._task_of.get(tp)
+                if task is not None and messages:
+                    task.enqueue(tp, messages)
+            self._apply_backpressure()
+            now = time.monotonic()
+            if now >= next_commit or any(t.wants_early_commit for t in self.tasks.values()):
+                await self.commit()
+                next_commit = now + interval
+
+    def _apply_backpressure(self) -> None:
+        """Pause fetching for tasks that are behind; resume them once they caught up."""
+        assert self.consumer is not None
+        limit = self.config.max_buffered_records
+        for tp, task in self._task_of.items():
+            if tp in self._paused:
+                if task.buffered < limit // 2 and task.task_id in self._runners:
+                    self.consumer.resume(tp)
+                    self._paused.discard(tp)
+            elif task.buffered >= limit:
+                self.consumer.pause(tp)
+                self._paused.add(tp)
+
+    async def _guard(self, step: Any) -> None:
+        """Run a rebalance step; a failure stops the worker instead of being only logged."""
+        try:
+            await step
+        except Exception as error:  # aiokafka would swallow it
+            log.exception("rebalance step failed")
+            self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self._stopping.set()
+
+    # -- commits ---------------------------------------------------------------------------
+
+    async def commit(self, tasks: list[StreamTask] | None = None) -> None:
+        """Commit the given (default: all) tasks: outputs acknowledged first, then offsets, then state."""
+        assert self.consumer is not None
+        async with self._commit_lock:
+            chosen = [t for t in (tasks if tasks is not None else self.tasks.values()) if t.needs_commit]
+            if not chosen:
+                return
+            for task in chosen:
+                await task.lock.acquire()
+            try:
+                flushed = await asyncio.gather(*(task.flush() for task in chosen))
+                offsets = {tp: offset for result in flushed for tp, offset in result.items()}
+                try:
+                    await self.consumer.commit(offsets)
+                except CommitFailedError as error:
+                    log.warning("commit failed after a rebalance; uncommitted work will be redone: %r", error)
+                    for task in chosen:
+                        task.abandon()
+                    return
+                for task, result in zip(chosen, flushed):
+                    task.committed(result)
+            finally:
+                for task in chosen:
+                    task.lock.release()
+
+    # -- rebalancing -----------------------------------------------------------------------
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        gone = {self._task_of[tp].task_id for tp in revoked if tp in self._task_of}
+        if gone:
+            log.info("closing tasks %s after revocation", ", ".join(sorted(gone)))
+            await self._close_tasks([self.tasks[t] for t in sorted(gone)], commit=self._fatal is None)
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self.consumer is not None and self.state is not None
+        wanted: dict[str, tuple[int, int]] = {}
+        for tp in assigned:
+            sub = self._sub_of_topic[tp.topic]
+            wanted[task_id_of(sub, tp.partition)] = (sub, tp.partition)
+        new = [(task_id, sub, p) for task_id, (sub, p) in sorted(wanted.items()) if task_id not in self.tasks]
+        for task_id, sub_id, partition in new:
+            subtopology = self.topology.subtopologies[sub_id]
+            stores = self.state.open(subtopology, partition)
+            task = StreamTask(subtopology, partition, self.config, self.producer, self._partition_counts, stores)
+            self.tasks[task_id] = task
+            for tp in task.partitions:
+                self._task_of[tp] = task
+        log.info("assigned tasks %s", ", ".join(sorted(wanted)) or "none")
+        if new:
+            restoring = [self.tasks[t] for t, _, _ in new]
+            paused = [tp for task in restoring for tp in task.partitions if tp in assigned]
+            self.consumer.pause(*paused)
+            self._paused.update(paused)
+            asyncio.get_running_loop().create_task(self._restore_then_start(restoring))
+
+    async def _restore_then_start(self, tasks: list[StreamTask]) -> None:
+        assert self.state is not None
+        try:
+            await self.state.restore([t.stores for t in tasks])
+        except Exception as error:
+            log.exception("restoring state failed")
+            self._fail(error)
+            return
+        for task in tasks:
+            if self.tasks.get(task.task_id) is task:
+                runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
+                runner.add_done_callback(self._task_finished)
+                self._runners[task.task_id] = runner
+
+    def _task_finished(self, runner: asyncio.Task[None]) -> None:
+        if not runner.cancelled() and runner.exception() is not None:
+            error = runner.exception()
+            log.error("task %s failed: %s", runner.get_name(), error)
+            self._fail(error if isinstance(error, StreamerError) else error)
+
+    async def _close_tasks(self, tasks: list[StreamTask], commit: bool) -> None:
+        """Stop the tasks between batches, commit their work if asked, release their stores."""
+        for task in tasks:
+            runner = self._runners.pop(task.task_id, None)
+            if runner is not None:
+                async with task.lock:
+                    runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+        if commit:
+            try:
+                await self.commit(tasks)
+            except (KafkaError, StreamerError) as error:
+                log.warning("last commit of tasks failed; their uncommitted work will be redone: %r", error)
+                for task in tasks:
+                    task.abandon()
+        for task in tasks:
+            task.close()
+            self.tasks.pop(task.task_id, None)
+            for tp in task.partitions:
+                self._task_of.pop(tp, None)
+                self._paused.discard(tp)
