@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from streamer.dsl.graph import LogicalGraph, LogicalNode, StoreDefinition
 from streamer.errors import TopologyError
-from streamer.serde import SerdeLike, resolve_serde
+from streamer.serde import Serde, SerdeLike, resolve_serde
 
 if TYPE_CHECKING:
     from streamer.dsl.stream import Stream
@@ -60,7 +60,7 @@ class StreamsBuilder:
         key, value = resolve_serde(key_serde), resolve_serde(value_serde)
         params = {"topics": [topic], "pattern": None, "internal": False, "key_serde": key, "value_serde": value}
         source = self.add_node("source", [], params)
-        store = self.add_store(name or f"{topic}-table", "key_value")
+        store = self.add_store(name or f"{topic}-table", "key_value", key, value)
         node = self.add_node("table_source", [source], {"store": store}, stores=(store,))
         return Table(self, node, key, value, store)
 
@@ -100,9 +100,9 @@ class StreamsBuilder:
         self.graph.nodes.append(node)
         return node
 
-    def add_store(self, name: str, kind: str, logged: bool = True) -> str:
+    def add_store(self, name: str, kind: str, key_serde: Serde, value_serde: Serde, logged: bool = True) -> str:
         store = self._claim(name, "store")
-        self.graph.stores[store] = StoreDefinition(store, kind, logged)
+        self.graph.stores[store] = StoreDefinition(store, kind, logged, key_serde, value_serde)
         return store
 
     def generated_name(self, suffix: str) -> str:

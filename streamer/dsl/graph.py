@@ -39,6 +39,8 @@ class StoreDefinition:
     name: str
     kind: str = "key_value"
     logged: bool = True
+    key_serde: Any = None
+    value_serde: Any = None
 
 
 @dataclass

@@ -162,7 +162,8 @@ class Stream:
         if self.node.key_changed:
             base = name or self.builder.generated_name("to-table")
             upstream = through_repartition_topic(self.builder, self.node, base, self.key_serde, value, None)
-        store = self.builder.add_store(name or self.builder.generated_name("table-store"), "key_value")
+        store_name = name or self.builder.generated_name("table-store")
+        store = self.builder.add_store(store_name, "key_value", self.key_serde, value)
         node = self.builder.add_node("table_source", [upstream], {"store": store}, stores=(store,))
         return Table(self.builder, node, self.key_serde, value, store)
 

@@ -27,7 +27,7 @@ from streamer.processors.stateless import (
     SelectKey,
     Split,
 )
-from streamer.topology.stateful_ops import STATEFUL_OPS
+from streamer.topology.stateful_ops import stateful_factory
 from streamer.topology.topology import (
     NodeSpec,
     RepartitionTopicSpec,
@@ -65,7 +65,7 @@ def _stateless_factory(node: LogicalNode) -> Factory:
     return builders[node.op]()
 
 
-def _factory(node: LogicalNode) -> tuple[Factory, str]:
+def _factory(graph: LogicalGraph, node: LogicalNode) -> tuple[Factory, str]:
     """The processor factory of a node and a short detail for ``describe()``."""
     p = node.params
     if node.op == "source":
@@ -86,8 +86,9 @@ def _factory(node: LogicalNode) -> tuple[Factory, str]:
         return partial(Split, node.name, p["predicates"], p["has_default"]), f"{len(p['predicates'])} branches"
     if node.op in ("merge", "branch"):
         return partial(PassThrough, node.name), ""
-    if node.op in STATEFUL_OPS:
-        return STATEFUL_OPS[node.op](node), ""
+    stateful = stateful_factory(graph, node)
+    if stateful is not None:
+        return stateful, ""
     try:
         factory = _stateless_factory(node)
     except KeyError:
@@ -152,7 +153,7 @@ def compile_graph(graph: LogicalGraph) -> Topology:
     for sub_id, nodes in enumerate(_group(graph)):
         specs, sources, sinks, store_names = [], [], [], []
         for node in nodes:
-            factory, detail = _factory(node)
+            factory, detail = _factory(graph, node)
             specs.append(NodeSpec(node.name, node.op, factory, [c.name for c in node.children], node.stores, detail))
             sub_of[node.name] = sub_id
             if node.op == "source":
@@ -168,7 +169,7 @@ def compile_graph(graph: LogicalGraph) -> Topology:
 
 def _store_spec(graph: LogicalGraph, name: str) -> StoreSpec:
     definition = graph.stores[name]
-    return StoreSpec(definition.name, definition.kind, definition.logged)
+    return StoreSpec(definition.name, definition.kind, definition.logged, definition.key_serde, definition.value_serde)
 
 
 def _repartition_topics(graph: LogicalGraph, sub_of: dict[str, int]) -> list[RepartitionTopicSpec]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from streamer.processors.api import Processor
+from streamer.serde import BYTES, Serde
 
 
 def internal_topic_name(application_id: str, suffix: str) -> str:
@@ -24,6 +25,8 @@ class StoreSpec:
     name: str
     kind: str = "key_value"
     logged: bool = True
+    key_serde: Serde = BYTES
+    value_serde: Serde = BYTES
 
     def changelog_topic(self, application_id: str) -> str:
         return internal_topic_name(application_id, f"{self.name}-changelog")

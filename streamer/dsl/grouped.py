@@ -1,0 +1,107 @@
+"""Grouped streams and grouped tables: the step before an aggregation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from streamer.dsl.graph import LogicalNode
+from streamer.dsl.stream import through_repartition_topic
+from streamer.processors.change import ChangeSerde
+from streamer.serde import JSON, Serde, SerdeLike, resolve_serde
+
+if TYPE_CHECKING:
+    from streamer.dsl.builder import StreamsBuilder
+    from streamer.dsl.table import Table
+
+
+class GroupedStream:
+    """Records grouped by key. Aggregations return a Table updated on every input record.
+
+    If the key changed upstream, the records first go through the repartition topic
+    ``<application.id>-<name>-repartition`` so that each key lives in one task.
+    """
+
+    def __init__(self, builder: StreamsBuilder, node: LogicalNode, key_serde: Serde, value_serde: Serde,
+                 name: str | None) -> None:
+        self.builder = builder
+        self.node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.name = name
+
+    def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
+        """Number of records per key (stored and emitted as JSON numbers unless told otherwise)."""
+        return self._aggregate("count", name, lambda: 0, lambda _k, _v, count: count + 1, resolve_serde(value_serde, JSON))
+
+    def reduce(self, reducer: Callable[[Any, Any], Any], name: str | None = None, *,
+               value_serde: SerdeLike = None) -> Table:
+        """``reducer(aggregate, value)`` per record; a key's first value is its first aggregate."""
+        serde = resolve_serde(value_serde, self.value_serde)
+        return self._aggregate("reduce", name, None, lambda _k, value, agg: reducer(agg, value), serde)
+
+    def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
+                  name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
+        """``aggregator(key, value, aggregate)`` per record, starting from ``initializer()``."""
+        return self._aggregate("aggregate", name, initializer, aggregator, resolve_serde(value_serde, JSON))
+
+    def _aggregate(self, op: str, name: str | None, initializer: Callable[[], Any] | None,
+                   aggregator: Callable[[Any, Any, Any], Any], value_serde: Serde) -> Table:
+        from streamer.dsl.table import Table
+
+        store = self.builder.add_store(name or self.builder.generated_name(f"{op}-store"), "key_value",
+                                       self.key_serde, value_serde)
+        upstream = self.node
+        if upstream.key_changed:
+            upstream = through_repartition_topic(
+                self.builder, upstream, self.name or store, self.key_serde, self.value_serde, None
+            )
+        params = {"store": store, "initializer": initializer, "aggregator": aggregator}
+        node = self.builder.add_node("stream_aggregate", [upstream], params, f"{store}-{op}", stores=(store,))
+        return Table(self.builder, node, self.key_serde, value_serde, store)
+
+
+class GroupedTable:
+    """Table rows re-keyed into groups; aggregations take a row's old value out of its old group."""
+
+    def __init__(self, builder: StreamsBuilder, node: LogicalNode, key_serde: Serde, value_serde: Serde,
+                 name: str | None) -> None:
+        self.builder = builder
+        self.node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.name = name
+
+    def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
+        """Rows per group."""
+        return self._aggregate("count", name, lambda: 0, lambda _k, _v, n: n + 1, lambda _k, _v, n: n - 1,
+                               resolve_serde(value_serde, JSON))
+
+    def reduce(self, adder: Callable[[Any, Any], Any], subtractor: Callable[[Any, Any], Any],
+               name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
+        """``adder(aggregate, value)`` for a row joining a group, ``subtractor(aggregate, value)`` for one leaving."""
+        return self._aggregate(
+            "reduce", name, None,
+            lambda _k, value, agg: adder(agg, value),
+            lambda _k, value, agg: subtractor(agg, value),
+            resolve_serde(value_serde, self.value_serde),
+        )
+
+    def aggregate(self, initializer: Callable[[], Any], adder: Callable[[Any, Any, Any], Any],
+                  subtractor: Callable[[Any, Any, Any], Any], name: str | None = None, *,
+                  value_serde: SerdeLike = None) -> Table:
+        """``adder(key, value, aggregate)`` / ``subtractor(key, value, aggregate)``, from ``initializer()``."""
+        return self._aggregate("aggregate", name, initializer, adder, subtractor, resolve_serde(value_serde, JSON))
+
+    def _aggregate(self, op: str, name: str | None, initializer: Callable[[], Any] | None,
+                   adder: Callable[[Any, Any, Any], Any], subtractor: Callable[[Any, Any, Any], Any],
+                   value_serde: Serde) -> Table:
+        from streamer.dsl.table import Table
+
+        store = self.builder.add_store(name or self.builder.generated_name(f"table-{op}-store"), "key_value",
+                                       self.key_serde, value_serde)
+        upstream = through_repartition_topic(
+            self.builder, self.node, self.name or store, self.key_serde, ChangeSerde(self.value_serde), None
+        )
+        params = {"store": store, "initializer": initializer, "adder": adder, "subtractor": subtractor}
+        node = self.builder.add_node("table_aggregate", [upstream], params, f"{store}-{op}", stores=(store,))
+        return Table(self.builder, node, self.key_serde, value_serde, store)

@@ -1,0 +1,70 @@
+"""Table: the latest value per key, and the stream of its updates."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from streamer.dsl.graph import LogicalNode
+from streamer.errors import TopologyError
+from streamer.serde import Serde, SerdeLike, resolve_serde
+
+if TYPE_CHECKING:
+    from streamer.dsl.builder import StreamsBuilder
+    from streamer.dsl.grouped import GroupedTable
+    from streamer.dsl.stream import Stream
+
+
+class Table:
+    """A changelog view of keyed data. ``store`` names the store that holds it, if materialized.
+
+    Derived tables (filter, map_values) are computed on the fly from their parent's
+    updates and are not materialized.
+    """
+
+    def __init__(self, builder: StreamsBuilder, node: LogicalNode, key_serde: Serde, value_serde: Serde,
+                 store: str | None) -> None:
+        self.builder = builder
+        self.node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.store = store
+
+    def _derive(self, op: str, params: dict[str, Any], name: str | None, value_serde: Serde | None = None) -> Table:
+        node = self.builder.add_node(op, [self.node], params, name)
+        return Table(self.builder, node, self.key_serde, value_serde or self.value_serde, None)
+
+    def filter(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Table:
+        """Rows for which ``predicate(key, value)`` holds; rows that stop matching are deleted."""
+        return self._derive("table_filter", {"function": _callable(predicate), "negate": False}, name)
+
+    def filter_not(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Table:
+        return self._derive("table_filter", {"function": _callable(predicate), "negate": True}, name)
+
+    def map_values(self, mapper: Callable[..., Any], name: str | None = None, *, with_key: bool = False,
+                   value_serde: SerdeLike = None) -> Table:
+        """Each value replaced by ``mapper(value)`` (``mapper(key, value)`` with ``with_key``)."""
+        params = {"function": _callable(mapper), "with_key": with_key}
+        return self._derive("table_map_values", params, name, resolve_serde(value_serde, self.value_serde))
+
+    def to_stream(self, name: str | None = None) -> Stream:
+        """The updates as a stream of (key, new value); a deletion arrives as value None."""
+        from streamer.dsl.stream import Stream
+
+        node = self.builder.add_node("to_stream", [self.node], {}, name)
+        return Stream(self.builder, node, self.key_serde, self.value_serde)
+
+    def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], *, key_serde: SerdeLike = None,
+                 value_serde: SerdeLike = None, name: str | None = None) -> GroupedTable:
+        """Group rows by ``selector(key, value) -> (group_key, value)``, for count/reduce/aggregate."""
+        from streamer.dsl.grouped import GroupedTable
+
+        node = self.builder.add_node("table_group_by", [self.node], {"function": _callable(selector)},
+                                     None, key_changed=True)
+        return GroupedTable(self.builder, node, resolve_serde(key_serde, self.key_serde),
+                            resolve_serde(value_serde, self.value_serde), name)
+
+
+def _callable(function: Callable[..., Any]) -> Callable[..., Any]:
+    if not callable(function):
+        raise TopologyError(f"expected a function, got {function!r}")
+    return function
