@@ -52,6 +52,7 @@ class StreamTask:
         self.task_id = task_id_of(subtopology.id, partition)
         self.config = config
         self.stores = stores
+        self.producer = producer
         self.collector = RecordCollector(producer, partition_counts)
         self.punctuation = PunctuationSchedule()
         self.stream_time = -1

@@ -22,6 +22,7 @@ from streamer.errors import BrokerUnavailableError, StreamerError
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.task import StreamTask, task_id_of
 from streamer.runtime.topics import TopicManager
+from streamer.runtime.transactions import FENCING_ERRORS, abort_quietly, commit_transaction, start_task_producer
 from streamer.topology.topology import Topology
 
 log = logging.getLogger("streamer.worker")
@@ -89,16 +90,17 @@ class Worker:
         for sub in self.topology.subtopologies:
             for topic in sub.source_topics(config.application_id):
                 self._sub_of_topic[topic] = sub.id
-        self.producer = AIOKafkaProducer(
-            client_id=f"{config.application_id}-producer",
-            acks="all",
-            enable_idempotence=True,
-            max_batch_size=config.max_batch_bytes,
-            max_request_size=max(config.max_batch_bytes, 1_048_576),
-            linger_ms=5,
-            **self._client_options(),
-        )
-        await self._reach_broker(self.producer.start())
+        if not config.exactly_once:  # under exactly-once every task has its own transactional producer
+            self.producer = AIOKafkaProducer(
+                client_id=f"{config.application_id}-producer",
+                acks="all",
+                enable_idempotence=True,
+                max_batch_size=config.max_batch_bytes,
+                max_request_size=max(config.max_batch_bytes, 1_048_576),
+                linger_ms=5,
+                **self._client_options(),
+            )
+            await self._reach_broker(self.producer.start())
         self.state = StateManager(config, self._partition_counts)
         self.consumer = AIOKafkaConsumer(
             group_id=config.application_id,
@@ -152,12 +154,16 @@ class Worker:
             batches = await self.consumer.getmany(timeout_ms=100, max_records=self.config.max_poll_records)
             for tp, messages in batches.items():
                 task = self._task_of.get(tp)
-                if task is not None and messages:
+                if task is not None:
                     task.enqueue(tp, messages)
+                elif messages and tp in self.consumer.assignment():
+                    # Fetched while its task is still being opened: read it again later, never drop it.
+                    self.consumer.seek(tp, messages[0].offset)
             self._apply_backpressure()
             now = time.monotonic()
             if now >= next_commit or any(t.wants_early_commit for t in self.tasks.values()):
-                await self.commit()
+                for task, error in await self.commit():
+                    await self._recover(task, error)
                 next_commit = now + interval
 
     def _apply_backpressure(self) -> None:
@@ -188,30 +194,63 @@ class Worker:
 
     # -- commits ---------------------------------------------------------------------------
 
-    async def commit(self, tasks: list[StreamTask] | None = None) -> None:
-        """Commit the given (default: all) tasks: outputs acknowledged first, then offsets, then state."""
-        assert self.consumer is not None
+    async def commit(self, tasks: list[StreamTask] | None = None) -> list[tuple[StreamTask, BaseException]]:
+        """Commit the given (default: all) tasks that made progress; returns the tasks whose transaction failed."""
         async with self._commit_lock:
             chosen = [t for t in (tasks if tasks is not None else self.tasks.values()) if t.needs_commit]
             if not chosen:
-                return
-            for task in chosen:
-                await task.lock.acquire()
+                return []
+            if not self.config.exactly_once:
+                await self._commit_at_least_once(chosen)
+                return []
+            outcomes = await asyncio.gather(*(self._commit_transaction(t) for t in chosen), return_exceptions=True)
+            return [(t, o) for t, o in zip(chosen, outcomes) if isinstance(o, BaseException)]
+
+    async def _commit_at_least_once(self, tasks: list[StreamTask]) -> None:
+        """Outputs and changelogs acknowledged first, then input offsets, then local state."""
+        assert self.consumer is not None
+        for task in tasks:
+            await task.lock.acquire()
+        try:
+            flushed = await asyncio.gather(*(task.flush() for task in tasks))
+            offsets = {tp: offset for result in flushed for tp, offset in result.items()}
             try:
-                flushed = await asyncio.gather(*(task.flush() for task in chosen))
-                offsets = {tp: offset for result in flushed for tp, offset in result.items()}
-                try:
-                    await self.consumer.commit(offsets)
-                except CommitFailedError as error:
-                    log.warning("commit failed after a rebalance; uncommitted work will be redone: %r", error)
-                    for task in chosen:
-                        task.abandon()
-                    return
-                for task, result in zip(chosen, flushed):
-                    task.committed(result)
-            finally:
-                for task in chosen:
-                    task.lock.release()
+                await self.consumer.commit(offsets)
+            except CommitFailedError as error:
+                log.warning("commit failed after a rebalance; uncommitted work will be redone: %r", error)
+                for task in tasks:
+                    task.abandon()
+                return
+            for task, result in zip(tasks, flushed):
+                task.committed(result)
+        finally:
+            for task in tasks:
+                task.lock.release()
+
+    async def _commit_transaction(self, task: StreamTask) -> None:
+        """Outputs, changelog records and input offsets in one transaction; state after it commits."""
+        async with task.lock:
+            offsets = await task.flush()
+            await commit_transaction(task.producer, offsets, self.config.application_id)
+            task.committed(offsets)
+
+    async def _recover(self, task: StreamTask, error: BaseException) -> None:
+        """A transaction failed: abort it, drop the task's uncommitted work and reopen the task.
+
+        A fenced task is not reopened: a newer owner has it, and a rebalance will take
+        its partitions from this worker.
+        """
+        fenced = isinstance(error, FENCING_ERRORS)
+        log.warning("transaction of task %s failed (%r); %s", task.task_id, error,
+                    "fenced by a newer owner, closing it" if fenced else "aborting and reopening it")
+        await self._close_tasks([task], commit=False)
+        if fenced or self.consumer is None:
+            return
+        assigned = self.consumer.assignment()
+        partitions = [tp for tp in task.partitions if tp in assigned]
+        if partitions:
+            await self.consumer.seek_to_committed(*partitions)
+            await self._open_tasks([(task.subtopology.id, task.partition)], set(partitions))
 
     # -- rebalancing -----------------------------------------------------------------------
 
@@ -222,26 +261,35 @@ class Worker:
             await self._close_tasks([self.tasks[t] for t in sorted(gone)], commit=self._fatal is None)
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        assert self.consumer is not None and self.state is not None
+        assert self.consumer is not None
         wanted: dict[str, tuple[int, int]] = {}
         for tp in assigned:
             sub = self._sub_of_topic[tp.topic]
             wanted[task_id_of(sub, tp.partition)] = (sub, tp.partition)
-        new = [(task_id, sub, p) for task_id, (sub, p) in sorted(wanted.items()) if task_id not in self.tasks]
-        for task_id, sub_id, partition in new:
+        log.info("assigned tasks %s", ", ".join(sorted(wanted)) or "none")
+        await self._open_tasks([w for t, w in sorted(wanted.items()) if t not in self.tasks], assigned)
+
+    async def _open_tasks(self, wanted: list[tuple[int, int]], assigned: set[TopicPartition]) -> None:
+        """Create tasks with their stores paused, restore them in the background, then start them."""
+        assert self.consumer is not None and self.state is not None
+        # Before any await: no record of these partitions may be handed out until its task exists.
+        opening = [tp for tp in assigned if (self._sub_of_topic[tp.topic], tp.partition) in wanted]
+        self.consumer.pause(*opening)
+        self._paused.update(opening)
+        opened = []
+        for sub_id, partition in wanted:
             subtopology = self.topology.subtopologies[sub_id]
+            producer = self.producer
+            if self.config.exactly_once:
+                producer = await start_task_producer(self.config, task_id_of(sub_id, partition), self._client_options())
             stores = self.state.open(subtopology, partition)
-            task = StreamTask(subtopology, partition, self.config, self.producer, self._partition_counts, stores)
-            self.tasks[task_id] = task
+            task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores)
+            self.tasks[task.task_id] = task
             for tp in task.partitions:
                 self._task_of[tp] = task
-        log.info("assigned tasks %s", ", ".join(sorted(wanted)) or "none")
-        if new:
-            restoring = [self.tasks[t] for t, _, _ in new]
-            paused = [tp for task in restoring for tp in task.partitions if tp in assigned]
-            self.consumer.pause(*paused)
-            self._paused.update(paused)
-            asyncio.get_running_loop().create_task(self._restore_then_start(restoring))
+            opened.append(task)
+        if opened:
+            asyncio.get_running_loop().create_task(self._restore_then_start(opened))
 
     async def _restore_then_start(self, tasks: list[StreamTask]) -> None:
         assert self.state is not None
@@ -264,21 +312,27 @@ class Worker:
             self._fail(error if isinstance(error, StreamerError) else error)
 
     async def _close_tasks(self, tasks: list[StreamTask], commit: bool) -> None:
-        """Stop the tasks between batches, commit their work if asked, release their stores."""
+        """Stop the tasks between batches, commit their work if asked, release stores and producers."""
         for task in tasks:
             runner = self._runners.pop(task.task_id, None)
             if runner is not None:
                 async with task.lock:
                     runner.cancel()
                 await asyncio.gather(runner, return_exceptions=True)
+        failed: set[str] = set() if commit else {t.task_id for t in tasks}
         if commit:
             try:
-                await self.commit(tasks)
+                failed.update(t.task_id for t, _ in await self.commit(tasks))
             except (KafkaError, StreamerError) as error:
                 log.warning("last commit of tasks failed; their uncommitted work will be redone: %r", error)
-                for task in tasks:
-                    task.abandon()
+                failed.update(t.task_id for t in tasks)
         for task in tasks:
+            if task.task_id in failed:
+                task.abandon()
+            if task.producer is not self.producer:
+                if task.task_id in failed:
+                    await abort_quietly(task.producer, task.task_id)
+                await task.producer.stop()
             task.close()
             self.tasks.pop(task.task_id, None)
             for tp in task.partitions:

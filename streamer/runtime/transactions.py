@@ -1,0 +1,62 @@
+"""Exactly-once: one transactional producer per task, fenced by its transactional id.
+
+aiokafka 0.14 commits offsets in a transaction with TxnOffsetCommit v0, which carries
+no consumer-group generation, so the group coordinator cannot fence a zombie worker
+(KIP-447). Instead each task gets ``transactional.id = <application.id>-<task_id>``:
+whoever opens the task next calls InitProducerId with the same id, which aborts the old
+owner's open transaction and fences its producer (Kafka Streams' original design).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
+
+from streamer.config import StreamerConfig
+
+log = logging.getLogger("streamer.transactions")
+
+ABORT_TIMEOUT_S = 10.0
+#: Errors after which the task's producer is unusable because a newer owner took its id.
+FENCING_ERRORS = (ProducerFenced,)
+
+
+def transactional_id(application_id: str, task_id: str) -> str:
+    return f"{application_id}-{task_id}"
+
+
+async def start_task_producer(config: StreamerConfig, task_id: str, connection: dict[str, Any]) -> AIOKafkaProducer:
+    """A started transactional producer with its first transaction open."""
+    producer = AIOKafkaProducer(
+        client_id=f"{config.application_id}-{task_id}-producer",
+        transactional_id=transactional_id(config.application_id, task_id),
+        enable_idempotence=True,
+        acks="all",
+        max_batch_size=config.max_batch_bytes,
+        max_request_size=max(config.max_batch_bytes, 1_048_576),
+        linger_ms=5,
+        **connection,
+    )
+    await producer.start()
+    await producer.begin_transaction()
+    return producer
+
+
+async def commit_transaction(producer: AIOKafkaProducer, offsets: dict[TopicPartition, int], group_id: str) -> None:
+    """Add the input offsets to the open transaction, commit it, and open the next one."""
+    if offsets:
+        await producer.send_offsets_to_transaction(offsets, group_id)
+    await producer.commit_transaction()
+    await producer.begin_transaction()
+
+
+async def abort_quietly(producer: AIOKafkaProducer, task_id: str) -> None:
+    """Abort the open transaction if the producer still can; a fenced one cannot and need not."""
+    try:
+        await asyncio.wait_for(producer.abort_transaction(), ABORT_TIMEOUT_S)
+    except (KafkaError, IllegalOperation, TimeoutError) as error:
+        log.info("abort for task %s not possible (%r); its next owner's init aborts it", task_id, error)
