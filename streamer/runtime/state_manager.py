@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
+from streamer.runtime.clients import connection_options
 from streamer.runtime.task import task_id_of
 from streamer.runtime.task_stores import TaskStores
 from streamer.state import open_store
@@ -56,14 +57,13 @@ class StateManager:
     async def _restore_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.config.bootstrap_servers,
                 client_id=f"{self.config.application_id}-restore",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed" if self.config.exactly_once else "read_uncommitted",
                 max_partition_fetch_bytes=8 * 1_048_576,
                 fetch_max_bytes=32 * 1_048_576,
-                **self.config.client_options,
+                **connection_options(self.config),
             )
             await self._consumer.start()
         return self._consumer

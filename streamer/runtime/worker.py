@@ -19,6 +19,7 @@ from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, StreamerError
+from streamer.runtime.clients import connection_options
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.task import StreamTask, task_id_of
 from streamer.runtime.topics import TopicManager
@@ -79,12 +80,9 @@ class Worker:
         if self._fatal is not None:
             raise self._fatal
 
-    def _client_options(self) -> dict[str, Any]:
-        return {"bootstrap_servers": self.config.bootstrap_servers, **self.config.client_options}
-
     async def _start(self) -> None:
         config = self.config
-        self.admin = AIOKafkaAdminClient(client_id=f"{config.application_id}-admin", **self._client_options())
+        self.admin = AIOKafkaAdminClient(client_id=f"{config.application_id}-admin", **connection_options(self.config))
         await self._reach_broker(self.admin.start())
         self._partition_counts = await TopicManager(self.admin, self.topology, config).prepare()
         for sub in self.topology.subtopologies:
@@ -98,7 +96,7 @@ class Worker:
                 max_batch_size=config.max_batch_bytes,
                 max_request_size=max(config.max_batch_bytes, 1_048_576),
                 linger_ms=5,
-                **self._client_options(),
+                **connection_options(self.config),
             )
             await self._reach_broker(self.producer.start())
         self.state = StateManager(config, self._partition_counts)
@@ -113,7 +111,7 @@ class Worker:
             max_poll_interval_ms=config.max_poll_interval_ms,
             max_partition_fetch_bytes=4 * 1_048_576,
             fetch_max_bytes=16 * 1_048_576,
-            **self._client_options(),
+            **connection_options(self.config),
         )
         self.consumer.subscribe(topics=sorted(self._sub_of_topic), listener=_Listener(self))
         await self._reach_broker(self.consumer.start())
@@ -281,7 +279,7 @@ class Worker:
             subtopology = self.topology.subtopologies[sub_id]
             producer = self.producer
             if self.config.exactly_once:
-                producer = await start_task_producer(self.config, task_id_of(sub_id, partition), self._client_options())
+                producer = await start_task_producer(self.config, task_id_of(sub_id, partition), connection_options(self.config))
             stores = self.state.open(subtopology, partition)
             task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores)
             self.tasks[task.task_id] = task
