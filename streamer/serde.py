@@ -22,6 +22,24 @@ class Serde(Protocol):
     def deserialize(self, data: bytes | None) -> Any: ...
 
 
+def serialize_many(serde: Serde, objs: list[Any]) -> list[bytes | None]:
+    """Serialize a batch: the serde's own ``serialize_many`` if it has one (one call per batch)."""
+    many = getattr(serde, "serialize_many", None)
+    if many is not None:
+        return many(objs)
+    dump = serde.serialize
+    return [dump(obj) for obj in objs]
+
+
+def deserialize_many(serde: Serde, datas: list[bytes | None]) -> list[Any]:
+    """Deserialize a batch: the serde's own ``deserialize_many`` if it has one."""
+    many = getattr(serde, "deserialize_many", None)
+    if many is not None:
+        return many(datas)
+    load = serde.deserialize
+    return [load(data) for data in datas]
+
+
 class BytesSerde:
     """Identity: values stay raw bytes. The cheapest choice on a hot path."""
 
@@ -32,6 +50,12 @@ class BytesSerde:
 
     def deserialize(self, data: bytes | None) -> bytes | None:
         return data
+
+    def serialize_many(self, objs: list[bytes | None]) -> list[bytes | None]:
+        return objs
+
+    def deserialize_many(self, datas: list[bytes | None]) -> list[bytes | None]:
+        return datas
 
 
 class StringSerde:
@@ -44,6 +68,12 @@ class StringSerde:
 
     def deserialize(self, data: bytes | None) -> str | None:
         return None if data is None else data.decode()
+
+    def serialize_many(self, objs: list[str | None]) -> list[bytes | None]:
+        return [None if obj is None else obj.encode() for obj in objs]
+
+    def deserialize_many(self, datas: list[bytes | None]) -> list[str | None]:
+        return [None if data is None else data.decode() for data in datas]
 
 
 class IntSerde:
@@ -82,6 +112,14 @@ class JsonSerde:
 
     def deserialize(self, data: bytes | None) -> Any:
         return None if data is None else orjson.loads(data)
+
+    def serialize_many(self, objs: list[Any]) -> list[bytes | None]:
+        dumps = orjson.dumps
+        return [None if obj is None else dumps(obj) for obj in objs]
+
+    def deserialize_many(self, datas: list[bytes | None]) -> list[Any]:
+        loads = orjson.loads
+        return [None if data is None else loads(data) for data in datas]
 
 
 class FunctionSerde:

@@ -64,10 +64,11 @@ class ProcessorContext(Protocol):
         """Hand a record whose processing raised to the configured error handler."""
         ...
 
-    def send(self, topic: str, rows: list[tuple[bytes | None, bytes | None, int, Any, int | None]]) -> None:
-        """Queue serialized (key, value, timestamp, headers, partition) rows for a topic.
+    def send(self, topic: str, keys: list[bytes | None], values: list[bytes | None], timestamps: list[int],
+             headers: list[Any], partitions: list[int] | None = None) -> None:
+        """Queue serialized records, given as parallel lists, for a topic.
 
-        A partition of None means Kafka's default: murmur2 of the key bytes.
+        ``partitions`` None means Kafka's default: murmur2 of the key bytes.
         """
         ...
 

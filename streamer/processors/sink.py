@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from streamer.processors.api import Processor
 from streamer.record import Record
-from streamer.serde import BytesSerde, Serde
+from streamer.serde import Serde, serialize_many
 
 #: ``partitioner(key, value, partition_count) -> partition`` on the deserialized record.
 Partitioner = Callable[[Any, Any, int], int]
@@ -59,21 +59,32 @@ class Sink(Processor):
         return []
 
     def _send(self, topic: str, records: list[Record]) -> None:
-        rows: list[tuple[Any, ...]] = []
-        add = rows.append
-        raw_keys = isinstance(self.key_serde, BytesSerde)
-        raw_values = isinstance(self.value_serde, BytesSerde)
-        dump_key = self.key_serde.serialize
-        dump_value = self.value_serde.serialize
         partitioner = self.partitioner
+        try:
+            keys = serialize_many(self.key_serde, [r.key for r in records])
+            values = serialize_many(self.value_serde, [r.value for r in records])
+            partitions = None
+            if partitioner is not None:
+                count = self.context.partition_count(topic)
+                partitions = [partitioner(r.key, r.value, count) for r in records]
+        except Exception:
+            self._send_one_by_one(topic, records)
+            return
+        self.context.send(topic, keys, values, [r.timestamp for r in records], [r.headers for r in records], partitions)
+
+    def _send_one_by_one(self, topic: str, records: list[Record]) -> None:
+        """The slow path once a batch had a record that fails: skip it through the error handler."""
+        dump_key, dump_value, partitioner = self.key_serde.serialize, self.value_serde.serialize, self.partitioner
         count = self.context.partition_count(topic) if partitioner is not None else 0
+        kept: list[Record] = []
         for record in records:
             try:
-                key = record.key if raw_keys else dump_key(record.key)
-                value = record.value if raw_values else dump_value(record.value)
-                partition = None if partitioner is None else partitioner(record.key, record.value, count)
+                dump_key(record.key), dump_value(record.value)
+                if partitioner is not None:
+                    partitioner(record.key, record.value, count)
             except Exception as error:
                 self.context.record_error(self.name, record, error)
                 continue
-            add((key, value, record.timestamp, record.headers, partition))
-        self.context.send(topic, rows)
+            kept.append(record)
+        if kept:
+            self._send(topic, kept)

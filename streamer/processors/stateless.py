@@ -45,10 +45,10 @@ class MapValues(Processor):
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         emit = out.append
-        mapper = self.mapper
+        mapper, with_key = self.mapper, self.with_key
         for record in records:
             try:
-                value = mapper(record.key, record.value) if self.with_key else mapper(record.value)
+                value = mapper(record.key, record.value) if with_key else mapper(record.value)
             except Exception as error:
                 self.context.record_error(self.name, record, error)
                 continue

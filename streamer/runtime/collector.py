@@ -16,8 +16,9 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from streamer.errors import MissingTopicError, StreamerError
 from streamer.partitioner import default_partition
 
-Row = tuple[bytes | None, bytes | None, int, Any, int | None]
 TopicPartitionKey = tuple[str, int]
+#: keys, values, timestamps, headers, partitions (or None for the default placement)
+Columns = tuple[list[Any], list[Any], list[int], list[Any], list[int] | None]
 
 _KEY_CACHE_LIMIT = 200_000
 #: aiokafka's builder takes headers as a list only; one shared empty list avoids an allocation per record.
@@ -34,11 +35,11 @@ class RecordCollector:
     def __init__(self, producer: AIOKafkaProducer, partition_counts: dict[str, int]) -> None:
         self.producer = producer
         self.partition_counts = partition_counts
-        self._builders: dict[TopicPartitionKey, BatchBuilder] = {}
+        self._builders: dict[str, list[BatchBuilder | None]] = {}
         self._full: list[tuple[TopicPartitionKey, BatchBuilder]] = []
-        self._unplaced: list[tuple[str, list[Row]]] = []
+        self._unplaced: list[tuple[str, Columns]] = []
         self._in_flight: list[tuple[TopicPartitionKey, int, asyncio.Future[Any]]] = []
-        self._key_partitions: dict[tuple[bytes, int], int] = {}
+        self._key_partitions: dict[int, dict[bytes, int]] = {}
         self._sticky: dict[str, int] = {}
 
     def partition_count(self, topic: str) -> int:
@@ -47,38 +48,55 @@ class RecordCollector:
         except KeyError:
             raise MissingTopicError(f"topic {topic!r} is not known to this worker; create it first") from None
 
-    def send(self, topic: str, rows: list[Row]) -> None:
-        """Place rows into per-partition batches; topics without metadata wait for ``drain``."""
+    def send(
+        self,
+        topic: str,
+        keys: list[bytes | None],
+        values: list[bytes | None],
+        timestamps: list[int],
+        headers: list[Any],
+        partitions: list[int] | None = None,
+    ) -> None:
+        """Append serialized records (as parallel lists) to per-partition batches.
+
+        ``partitions`` None means Kafka's default placement: murmur2 of the key bytes,
+        a sticky partition per drain for null keys. Topics without metadata wait for ``drain``.
+        """
         count = self.partition_counts.get(topic)
         if count is None:
-            self._unplaced.append((topic, rows))
+            self._unplaced.append((topic, (keys, values, timestamps, headers, partitions)))
             return
-        builders = self._builders
-        key_partitions = self._key_partitions
-        for key, value, timestamp, headers, partition in rows:
+        if partitions is None:
+            partitions = self._default_partitions(topic, keys, count)
+        builders = self._builders.get(topic)
+        if builders is None:
+            builders = self._builders[topic] = [None] * count
+        create = self.producer.create_batch
+        for key, value, timestamp, header, partition in zip(keys, values, timestamps, headers, partitions):
+            builder = builders[partition]
+            if builder is None:
+                builder = builders[partition] = create()
+            header = list(header) if header else _NO_HEADERS
+            if builder.append(timestamp=timestamp, key=key, value=value, headers=header) is None:
+                self._full.append(((topic, partition), builder))
+                builder = builders[partition] = create()
+                if builder.append(timestamp=timestamp, key=key, value=value, headers=header) is None:
+                    raise ProduceError(f"a record for {topic} is larger than max_batch_bytes; raise that setting")
+
+    def _default_partitions(self, topic: str, keys: list[bytes | None], count: int) -> list[int]:
+        cache = self._key_partitions.get(count)
+        if cache is None or len(cache) > _KEY_CACHE_LIMIT:
+            cache = self._key_partitions[count] = {}
+        out = []
+        for key in keys:
+            partition = cache.get(key)  # type: ignore[arg-type]
             if partition is None:
                 if key is None:
                     partition = self._sticky_partition(topic, count)
                 else:
-                    partition = key_partitions.get((key, count))
-                    if partition is None:
-                        partition = self._remember(key, count)
-            slot = (topic, partition)
-            builder = builders.get(slot)
-            if builder is None:
-                builder = builders[slot] = self.producer.create_batch()
-            headers = list(headers) if headers else _NO_HEADERS
-            if builder.append(timestamp=timestamp, key=key, value=value, headers=headers) is None:
-                self._full.append((slot, builder))
-                builder = builders[slot] = self.producer.create_batch()
-                if builder.append(timestamp=timestamp, key=key, value=value, headers=headers) is None:
-                    raise ProduceError(f"a record for {topic} is larger than max_batch_bytes; raise that setting")
-
-    def _remember(self, key: bytes, count: int) -> int:
-        if len(self._key_partitions) > _KEY_CACHE_LIMIT:
-            self._key_partitions.clear()
-        partition = self._key_partitions[(key, count)] = default_partition(key, count)
-        return partition
+                    partition = cache[key] = default_partition(key, count)
+            out.append(partition)
+        return out
 
     def _sticky_partition(self, topic: str, count: int) -> int:
         partition = self._sticky.get(topic)
@@ -90,7 +108,12 @@ class RecordCollector:
         """Send every non-empty batch; results are checked in ``flush``."""
         if self._unplaced:
             await self._place_unknown_topics()
-        batches = self._full + list(self._builders.items())
+        batches = self._full + [
+            ((topic, partition), builder)
+            for topic, builders in self._builders.items()
+            for partition, builder in enumerate(builders)
+            if builder is not None
+        ]
         self._full = []
         self._builders = {}
         self._sticky.clear()
@@ -129,6 +152,5 @@ class RecordCollector:
             if not partitions:
                 raise MissingTopicError(f"topic {topic!r} does not exist; create it before writing to it")
             self.partition_counts[topic] = len(partitions)
-        for topic, rows in pending:
-            self.send(topic, rows)
-
+        for topic, columns in pending:
+            self.send(topic, *columns)

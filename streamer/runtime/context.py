@@ -56,8 +56,9 @@ class TaskContext:
     def record_error(self, processor: str, record: Record, error: BaseException) -> None:
         self._task.record_error(processor, record, error)
 
-    def send(self, topic: str, rows: list[tuple[Any, ...]]) -> None:
-        self._task.collector.send(topic, rows)
+    def send(self, topic: str, keys: list[bytes | None], values: list[bytes | None], timestamps: list[int],
+             headers: list[Any], partitions: list[int] | None = None) -> None:
+        self._task.collector.send(topic, keys, values, timestamps, headers, partitions)
 
     def partition_count(self, topic: str) -> int:
         return self._task.collector.partition_count(topic)

@@ -15,7 +15,8 @@ from streamer.errors import ProcessingError, SerializationError
 
 log = logging.getLogger("streamer.errors")
 
-Send = Callable[[str, list[tuple[Any, ...]]], None]
+#: ``send(topic, keys, values, timestamps, headers)``, the task collector's columnar send.
+Send = Callable[[str, list[Any], list[Any], list[int], list[Any]], None]
 
 
 class ErrorHandler:
@@ -63,4 +64,4 @@ class ErrorHandler:
             key = getattr(message, "key", None)
             value = getattr(message, "value", None)
             timestamp = getattr(message, "timestamp", record.timestamp)
-            self.send(self.dead_letter_topic, [(key, value, timestamp, headers, None)])
+            self.send(self.dead_letter_topic, [key], [value], [timestamp], [headers])

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 class _Collector(Protocol):
-    def send(self, topic: str, rows: list[tuple[Any, ...]]) -> None: ...
+    def send(self, topic: str, keys: list[Any], values: list[Any], timestamps: list[int], headers: list[Any],
+             partitions: list[int] | None = None) -> None: ...
 
 
 class TaskStores:
@@ -39,7 +40,10 @@ class TaskStores:
         for name, topic in self.changelogs.items():
             entries = self.caches[name].dirty_entries()
             if entries:
-                collector.send(topic, [(key, value, stamp, None, partition) for key, value in entries])
+                count = len(entries)
+                keys = [key for key, _ in entries]
+                values = [value for _, value in entries]
+                collector.send(topic, keys, values, [stamp] * count, [None] * count, [partition] * count)
 
     def note_written(self, written: dict[tuple[str, int], int]) -> None:
         """Remember the last changelog offset each store's changes reached."""
