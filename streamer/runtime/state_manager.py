@@ -27,6 +27,7 @@ log = logging.getLogger("streamer.restore")
 
 #: Give up on a restore that made no progress for this long.
 RESTORE_STALL_TIMEOUT_S = 120.0
+PROGRESS_EVERY_S = 5.0
 
 
 class StateManager:
@@ -102,7 +103,7 @@ class StateManager:
         consumer.assign(list(pending))
         for tp, start in pending.items():
             consumer.seek(tp, start)
-        began = last_progress = time.monotonic()
+        began = last_progress = last_report = time.monotonic()
         done = 0
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=200, max_records=100_000)
@@ -114,7 +115,11 @@ class StateManager:
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     del pending[tp]
-            if time.monotonic() - last_progress > RESTORE_STALL_TIMEOUT_S:
+            now = time.monotonic()
+            if now - last_report >= PROGRESS_EVERY_S:
+                last_report = now
+                log.info("restored %d of %d records (%.0f records/s)", done, total, done / (now - began))
+            if now - last_progress > RESTORE_STALL_TIMEOUT_S:
                 raise StateStoreError(
                     f"restore made no progress for {RESTORE_STALL_TIMEOUT_S:.0f}s on {sorted(map(str, pending))}; "
                     "check the broker and the changelog topics"
