@@ -51,6 +51,7 @@ class Worker:
         self.config = config
         self.tasks: dict[str, StreamTask] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
+        self._starting: dict[str, asyncio.Task[None]] = {}
         self._task_of: dict[TopicPartition, StreamTask] = {}
         self._sub_of_topic: dict[str, int] = {}
         self._paused: set[TopicPartition] = set()
@@ -99,7 +100,7 @@ class Worker:
                 **connection_options(self.config),
             )
             await self._reach_broker(self.producer.start())
-        self.state = StateManager(config, self._partition_counts)
+        self.state = StateManager(config)
         self.consumer = AIOKafkaConsumer(
             group_id=config.application_id,
             client_id=f"{config.application_id}-consumer",
@@ -286,22 +287,24 @@ class Worker:
             for tp in task.partitions:
                 self._task_of[tp] = task
             opened.append(task)
-        if opened:
-            asyncio.get_running_loop().create_task(self._restore_then_start(opened))
+        for task in opened:
+            self._starting[task.task_id] = asyncio.get_running_loop().create_task(
+                self._restore_then_start(task), name=f"restore-{task.task_id}"
+            )
 
-    async def _restore_then_start(self, tasks: list[StreamTask]) -> None:
+    async def _restore_then_start(self, task: StreamTask) -> None:
         assert self.state is not None
         try:
-            await self.state.restore([t.stores for t in tasks])
+            await self.state.restore(task.stores)
         except Exception as error:
-            log.exception("restoring state failed")
+            log.exception("restoring the state of task %s failed", task.task_id)
             self._fail(error)
             return
-        for task in tasks:
-            if self.tasks.get(task.task_id) is task:
-                runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
-                runner.add_done_callback(self._task_finished)
-                self._runners[task.task_id] = runner
+        finally:
+            self._starting.pop(task.task_id, None)
+        runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
+        runner.add_done_callback(self._task_finished)
+        self._runners[task.task_id] = runner
 
     def _task_finished(self, runner: asyncio.Task[None]) -> None:
         if not runner.cancelled() and runner.exception() is not None:
@@ -312,6 +315,10 @@ class Worker:
     async def _close_tasks(self, tasks: list[StreamTask], commit: bool) -> None:
         """Stop the tasks between batches, commit their work if asked, release stores and producers."""
         for task in tasks:
+            starting = self._starting.pop(task.task_id, None)
+            if starting is not None:
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
             runner = self._runners.pop(task.task_id, None)
             if runner is not None:
                 async with task.lock:
