@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from tests.kafka_helpers import consume_all, produce
-from tests.workers import WorkerProcess
+from tests.workers import WorkerProcess, while_running
 
 pytestmark = pytest.mark.broker
 
@@ -50,7 +50,7 @@ async def test_word_count_is_exact_and_survives_losing_the_state_directory(kafka
 
     worker = WorkerProcess("apps.wordcount:topology", kafka_bootstrap, app_id, app_settings=settings).start()
     try:
-        updates = await consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240)
+        updates = await while_running([worker], consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240))
     finally:
         assert await worker.stop() == 0, worker.log()[-3000:]
     assert _latest(updates) == dict(expected)
@@ -63,7 +63,7 @@ async def test_word_count_is_exact_and_survives_losing_the_state_directory(kafka
                               state_dir=worker.state_dir, name="restarted").start()
     try:
         total = sum(expected.values()) + sum(_counts(more).values())
-        updates = await consume_all(kafka_bootstrap, output, total, timeout=240)
+        updates = await while_running([restarted], consume_all(kafka_bootstrap, output, total, timeout=240))
         await restarted.wait_for_log("restored")
     finally:
         assert await restarted.stop() == 0, restarted.log()[-3000:]
@@ -81,7 +81,7 @@ async def test_counts_stay_exact_while_tasks_move_between_two_workers(kafka_boot
         first.start()
         await produce(kafka_bootstrap, source, batches[0])
         seen = sum(_counts(batches[0]).values())
-        await consume_all(kafka_bootstrap, output, seen, timeout=120)
+        await while_running([first], consume_all(kafka_bootstrap, output, seen, timeout=120))
 
         second.start()  # tasks move: the second worker restores them from the changelogs
         await second.wait_for_log("assigned tasks", timeout=60)
@@ -90,7 +90,7 @@ async def test_counts_stay_exact_while_tasks_move_between_two_workers(kafka_boot
         await produce(kafka_bootstrap, source, batches[2])
 
         expected = _counts(batches[0]) + _counts(batches[1]) + _counts(batches[2])
-        updates = await consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240)
+        updates = await while_running([second], consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240))
     finally:
         for worker in (first, second):
             if worker.running:
@@ -138,7 +138,7 @@ async def test_users_per_region_subtracts_users_who_move(kafka_bootstrap, new_to
     worker = WorkerProcess("apps.regions:topology", kafka_bootstrap, f"regions-{uuid.uuid4().hex[:8]}",
                            app_settings={"profiles": profiles, "output": output}).start()
     try:
-        updates = await consume_all(kafka_bootstrap, output, emitted, timeout=120)
+        updates = await while_running([worker], consume_all(kafka_bootstrap, output, emitted, timeout=120))
     finally:
         assert await worker.stop() == 0, worker.log()[-3000:]
     assert len(updates) == emitted

@@ -11,7 +11,7 @@ import pytest
 
 from tests.clickstream_data import app_settings, events, expected_outputs, route_topics
 from tests.kafka_helpers import consume_all, produce
-from tests.workers import WorkerProcess, assigned_tasks
+from tests.workers import WorkerProcess, assigned_tasks, while_running
 
 pytestmark = pytest.mark.broker
 
@@ -26,11 +26,11 @@ async def _topics(new_topic) -> tuple[str, dict[str, str]]:
     return source, routes
 
 
-async def _read_routes(bootstrap: str, routes: dict[str, str], expected: dict) -> dict:
+async def _read_routes(bootstrap: str, routes: dict[str, str], expected: dict, workers: list[WorkerProcess]) -> dict:
     got = {}
     for route, topic in routes.items():
         count = sum(len(v) for v in expected[route].values())
-        records = await consume_all(bootstrap, topic, count, timeout=120)
+        records = await while_running(workers, consume_all(bootstrap, topic, count, timeout=120))
         by_partition: dict[int, list] = {}
         for r in records:
             by_partition.setdefault(r.partition, []).append((r.key.decode(), orjson.loads(r.value)))
@@ -46,7 +46,7 @@ async def test_100k_records_give_exactly_the_expected_outputs_per_partition(kafk
     worker = WorkerProcess("apps.clickstream:topology", kafka_bootstrap, f"clicks-{uuid.uuid4().hex[:8]}",
                            app_settings=app_settings(source, routes)).start()
     try:
-        got = await _read_routes(kafka_bootstrap, routes, expected)
+        got = await _read_routes(kafka_bootstrap, routes, expected, [worker])
     finally:
         assert await worker.stop() == 0, worker.log()[-3000:]
     for route in routes:
@@ -90,7 +90,7 @@ async def test_two_workers_split_partitions_and_hand_over_on_sigterm(kafka_boots
                    events(10_000, seed=4, start=40_000)]
         await produce(kafka_bootstrap, source, batches[0])
         expected = expected_outputs(batches[0])
-        await _read_routes(kafka_bootstrap, routes, expected)
+        await _read_routes(kafka_bootstrap, routes, expected, [first, second])
 
         assert await first.stop() == 0, first.log()[-3000:]
         assert "worker of" in first.log() and "stopped" in first.log()
@@ -106,7 +106,7 @@ async def test_two_workers_split_partitions_and_hand_over_on_sigterm(kafka_boots
         got: Counter = Counter()
         for route, topic in routes.items():
             count = sum(len(v) for v in expected[route].values())
-            got += _ids(await consume_all(kafka_bootstrap, topic, count, timeout=120))
+            got += _ids(await while_running([first, second], consume_all(kafka_bootstrap, topic, count, timeout=120)))
         assert got == wanted, "records were lost or duplicated across the hand-over"
     finally:
         for worker in (first, second):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 STREAMER = [sys.executable, "-m", "streamer.cli"]
 
@@ -89,6 +90,22 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+async def while_running(workers: list[WorkerProcess], awaitable: Any) -> Any:
+    """Await ``awaitable``, failing at once with the worker's log if a worker exits meanwhile."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        while not task.done():
+            for worker in workers:
+                if worker.process is not None and not worker.running:
+                    raise AssertionError(
+                        f"{worker.name} exited with {worker.process.returncode}:\n{worker.log()[-3000:]}"
+                    )
+            await asyncio.wait({task}, timeout=0.2)
+        return task.result()
+    finally:
+        task.cancel()
 
 
 def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

@@ -112,8 +112,10 @@ class Restorer:
                     target[0].store.restore_batch([(m.key, m.value) for m in messages], messages[-1].offset + 1)
                     self._restored += len(messages)
                     last_progress = time.monotonic()
+            assigned = self.consumer.assignment()
             for tp, (_, end) in list(self._targets.items()):
-                if await self.consumer.position(tp) >= end:
+                # a partition registered during the fetch is assigned on the next round
+                if tp in assigned and await self.consumer.position(tp) >= end:
                     del self._targets[tp]
                     self._release(tp)
             now = time.monotonic()

@@ -126,7 +126,7 @@ class TopicManager:
     async def _check_compacted(self, names: list[str]) -> None:
         if not names:
             return
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n, ["cleanup.policy"]) for n in names]
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"cleanup.policy": None}) for n in names]
         for response in await self.admin.describe_configs(resources):
             for _, _, _, name, entries in response.resources:
                 policy = {e[0]: e[1] for e in entries}.get("cleanup.policy", "")
