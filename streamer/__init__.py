@@ -6,6 +6,7 @@ Build a topology with ``StreamsBuilder``, run it with ``streamer run module:attr
 from streamer.config import StreamerConfig, app_setting
 from streamer.dsl.builder import StreamsBuilder
 from streamer.processors.api import Processor, ProcessorContext, PunctuationType
+from streamer.processors.user import RecordProcessor
 from streamer.record import Record
 from streamer.serde import BYTES, FLOAT, INT, JSON, STRING, FunctionSerde, Serde
 from streamer.topology.topology import Topology
@@ -21,6 +22,7 @@ __all__ = [
     "ProcessorContext",
     "PunctuationType",
     "Record",
+    "RecordProcessor",
     "Serde",
     "StreamerConfig",
     "StreamsBuilder",

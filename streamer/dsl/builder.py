@@ -64,6 +64,11 @@ class StreamsBuilder:
         node = self.add_node("table_source", [source], {"store": store}, stores=(store,))
         return Table(self, node, key, value, store)
 
+    def add_state_store(self, name: str, *, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
+                        logged: bool = True) -> str:
+        """Declare a key-value store for ``Stream.process``; ``logged`` stores get a changelog topic."""
+        return self.add_store(name, "key_value", resolve_serde(key_serde), resolve_serde(value_serde), logged)
+
     def build(self) -> Topology:
         """Compile the graph into a runnable topology."""
         from streamer.topology.compiler import compile_graph

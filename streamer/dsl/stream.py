@@ -78,6 +78,22 @@ class Stream:
         """Call ``action(key, value)`` for each record; the stream ends here."""
         self._then("foreach", _function_params(action), name)
 
+    def process(self, processor: Callable[[], Any], *, stores: Iterable[str] = (), name: str | None = None) -> Stream:
+        """Run a ``RecordProcessor`` (a subclass, or a function returning an instance) on every record.
+
+        ``stores`` names stores declared with ``builder.add_state_store`` that it uses.
+        The processor may forward any key, so the result counts as key-changed.
+        """
+        store_names = tuple(stores)
+        for store in store_names:
+            if store not in self.builder.graph.stores:
+                raise TopologyError(f"process() uses store {store!r}; declare it first with builder.add_state_store")
+        if not callable(processor):
+            raise TopologyError(f"process() needs a RecordProcessor subclass or factory, got {processor!r}")
+        node = self.builder.add_node("process", [self.node], {"factory": processor}, name,
+                                     key_changed=True, stores=store_names)
+        return Stream(self.builder, node, self.key_serde, self.value_serde)
+
     def split(self, name: str | None = None) -> Splitter:
         """Route each record to the first branch whose predicate holds (see ``Splitter``)."""
         return Splitter(self, name)

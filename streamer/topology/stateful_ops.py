@@ -1,4 +1,4 @@
-"""Processor factories for the DSL's stateful operations: aggregations and tables."""
+"""Processor factories for the DSL's stateful operations: aggregations, tables, user processors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Callable
 from streamer.dsl.graph import LogicalGraph, LogicalNode
 from streamer.processors.aggregate import StreamAggregate, TableAggregate
 from streamer.processors.api import Processor
+from streamer.processors.user import UserProcessorNode
 from streamer.processors.table import TableFilter, TableGroupBy, TableMapValues, TableSource, ToStream
 
 Factory = Callable[[], Processor]
@@ -32,4 +33,7 @@ def stateful_factory(graph: LogicalGraph, node: LogicalNode) -> Factory | None:
         return partial(ToStream, node.name)
     if node.op == "table_group_by":
         return partial(TableGroupBy, node.name, p["function"])
+    if node.op == "process":
+        serdes_of = {name: (graph.stores[name].key_serde, graph.stores[name].value_serde) for name in node.stores}
+        return partial(UserProcessorNode, node.name, p["factory"], serdes_of)
     return None

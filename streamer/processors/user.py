@@ -1,0 +1,108 @@
+"""The processor API for users: a record at a time, forwarding, stores and punctuators.
+
+Users subclass ``RecordProcessor``; the task graph runs it through ``UserProcessorNode``,
+which feeds it the batch record by record and collects what it forwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from streamer.errors import TopologyError
+from streamer.processors.api import Processor, ProcessorContext, PunctuationType
+from streamer.record import Record
+from streamer.serde import Serde
+from streamer.state.typed_store import TypedStore
+
+
+class RecordProcessor:
+    """Subclass and override ``process``; optionally ``init`` and ``close``.
+
+    In ``init`` the processor may fetch its stores (``self.get_store(name)``) and
+    schedule punctuators (``self.schedule(...)``); ``forward`` sends a record downstream,
+    from ``process`` or from a punctuator.
+    """
+
+    _node: UserProcessorNode
+
+    def init(self) -> None:
+        """Called once per task before the first record."""
+
+    def process(self, record: Record) -> None:
+        raise NotImplementedError("RecordProcessor subclasses must implement process(record)")
+
+    def close(self) -> None:
+        """Called when the task closes."""
+
+    def forward(self, record: Record) -> None:
+        self._node.outbox.append(record)
+
+    def get_store(self, name: str) -> TypedStore:
+        return self._node.typed_store(name)
+
+    def schedule(self, interval_ms: int, kind: PunctuationType, callback: Callable[[int], None]) -> None:
+        """Call ``callback(timestamp)`` every ``interval_ms`` of stream time or wall-clock time."""
+        self._node.context.schedule(interval_ms, kind, self._node.punctuator(callback))
+
+    def schedule_cron(self, expression: str, callback: Callable[[int], None]) -> None:
+        """Call ``callback(timestamp)`` at each wall-clock minute matching a cron expression."""
+        self._node.context.schedule_cron(expression, self._node.punctuator(callback))
+
+    @property
+    def context(self) -> ProcessorContext:
+        return self._node.context
+
+    @property
+    def stream_time(self) -> int:
+        return self._node.context.stream_time
+
+
+class UserProcessorNode(Processor):
+    """Adapts a ``RecordProcessor`` to the batch interface of the task graph."""
+
+    def __init__(self, name: str, factory: Callable[[], RecordProcessor], stores: dict[str, tuple[Serde, Serde]]) -> None:
+        super().__init__(name)
+        self.factory = factory
+        self.store_serdes = stores
+        self.outbox: list[Record] = []
+        self.user: RecordProcessor | None = None
+
+    def typed_store(self, name: str) -> TypedStore:
+        if name not in self.store_serdes:
+            raise TopologyError(
+                f"processor {self.name} uses store {name!r} without declaring it: pass stores=[{name!r}] to process()"
+            )
+        key_serde, value_serde = self.store_serdes[name]
+        return TypedStore(self.context.get_store(name), key_serde, value_serde)
+
+    def punctuator(self, callback: Callable[[int], None]) -> Callable[[int], list[Record]]:
+        def punctuate(timestamp: int) -> list[Record]:
+            self.outbox = []
+            callback(timestamp)
+            return self.outbox
+
+        return punctuate
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        user = self.factory()
+        if not isinstance(user, RecordProcessor):
+            raise TopologyError(f"process() needs a RecordProcessor subclass (or a factory of one), got {user!r}")
+        user._node = self
+        self.user = user
+        user.init()
+
+    def process(self, records: list[Record]) -> list[Record]:
+        self.outbox = out = []
+        user = self.user
+        for record in records:
+            try:
+                user.process(record)
+            except Exception as error:
+                self.context.record_error(self.name, record, error)
+        self.outbox = []
+        return out
+
+    def close(self) -> None:
+        if self.user is not None:
+            self.user.close()
