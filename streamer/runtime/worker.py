@@ -18,12 +18,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
-from streamer.errors import BrokerUnavailableError, StreamerError
+from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
+from streamer.runtime.queries import LocalStoreView
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.task import StreamTask, task_id_of
 from streamer.runtime.topics import TopicManager
 from streamer.runtime.transactions import FENCING_ERRORS, abort_quietly, commit_transaction, start_task_producer
+from streamer.state.typed_store import TypedStore
 from streamer.topology.topology import Topology
 
 log = logging.getLogger("streamer.worker")
@@ -142,6 +144,16 @@ class Worker:
         if self.admin is not None:
             await self.admin.close()
         log.info("worker of %s stopped", self.config.application_id)
+
+    def store(self, name: str) -> LocalStoreView:
+        """Read store ``name`` as it is in this worker's running tasks (see LocalStoreView)."""
+        specs = {spec.name: spec for spec in self.topology.stores()}
+        if name not in specs:
+            raise TopologyError(f"the topology has no store {name!r}; it has {sorted(specs)}")
+        spec = specs[name]
+        caches = [task.stores[name] for task_id, task in sorted(self.tasks.items()) if task_id in self._runners
+                  and name in task.stores.caches]
+        return LocalStoreView(name, (TypedStore(cache, spec.key_serde, spec.value_serde) for cache in caches))
 
     # -- the poll loop ---------------------------------------------------------------------
 
