@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 
 from streamer import StreamsBuilder, app_setting
 
-INPUT = app_setting("input", "clickstream-events")
-OUTPUTS = {
-    "click": app_setting("clicks", "clickstream-clicks"),
-    "view": app_setting("views", "clickstream-views"),
-    "purchase": app_setting("purchases", "clickstream-purchases"),
-}
-OTHER = app_setting("other", "clickstream-other")
+ROUTES = {"click": "clicks", "view": "views", "purchase": "purchases", "other": "other"}
+
+
+def topics() -> tuple[str, dict[str, str]]:
+    """The input topic and the output topic of each route, from app settings at call time."""
+    outputs = {route: app_setting(setting, f"clickstream-{setting}") for route, setting in ROUTES.items()}
+    return app_setting("input", "clickstream-events"), outputs
 
 BOT_MARKERS = ("bot", "crawler", "spider", "headless")
 REQUIRED = ("user_id", "event_type", "url", "ts")
@@ -54,20 +54,21 @@ def normalise(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def build() -> StreamsBuilder:
+    source, outputs = topics()
     builder = StreamsBuilder()
-    events = builder.stream(INPUT, key_serde="str", value_serde="json", name="raw-events")
+    events = builder.stream(source, key_serde="str", value_serde="json", name="raw-events")
     cleaned = (
         events.filter_not(is_bot, name="drop-bots")
         .filter(is_well_formed, name="drop-malformed")
         .map_values(normalise, name="normalise")
     )
     routes = cleaned.split(name="by-type")
-    for event_type in OUTPUTS:
-        routes = routes.branch(lambda _k, e, t=event_type: e["event_type"] == t, name=event_type)
+    for event_type in ROUTES:
+        if event_type != "other":
+            routes = routes.branch(lambda _k, e, t=event_type: e["event_type"] == t, name=event_type)
     branches = routes.default_branch("other")
-    for event_type, topic in OUTPUTS.items():
-        branches[event_type].to(topic, key_serde="str", value_serde="json", name=f"to-{event_type}")
-    branches["other"].to(OTHER, key_serde="str", value_serde="json", name="to-other")
+    for route, topic in outputs.items():
+        branches[route].to(topic, key_serde="str", value_serde="json", name=f"to-{route}")
     return builder
 
 

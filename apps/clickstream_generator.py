@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from apps.clickstream import INPUT
+from apps.clickstream import topics
 
 EVENT_TYPES = ("click", "click", "click", "view", "view", "purchase", "Scroll")
 HOSTS = ("www.shop.example", "shop.example", "blog.example")
@@ -52,7 +52,7 @@ async def generate(bootstrap: str, topic: str, count: int, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
-    parser.add_argument("--topic", default=INPUT)
+    parser.add_argument("--topic", default=topics()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()

@@ -81,11 +81,12 @@ def main() -> int:
     parser.add_argument("--bootstrap-servers", default=None, help="use this broker instead of starting one")
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
-    outputs = [*clickstream.OUTPUTS.values(), clickstream.OTHER]
+    source, routes = clickstream.topics()
+    outputs = list(routes.values())
     with broker(args.bootstrap_servers) as bootstrap:
-        asyncio.run(create_topics(bootstrap, [clickstream.INPUT, *outputs]))
-        print(f"writing {args.events} clickstream events to {clickstream.INPUT} ...", flush=True)
-        asyncio.run(generate(bootstrap, clickstream.INPUT, args.events, seed=7))
+        asyncio.run(create_topics(bootstrap, [source, *outputs]))
+        print(f"writing {args.events} clickstream events to {source} ...", flush=True)
+        asyncio.run(generate(bootstrap, source, args.events, seed=7))
         state_dir = tempfile.mkdtemp(prefix="streamer-demo-")
         command = [sys.executable, "-m", "streamer.cli", "run", "apps.clickstream:topology",
                    "--bootstrap-servers", bootstrap, "--application-id", f"clickstream-demo-{os.getpid()}",

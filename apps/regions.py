@@ -15,9 +15,6 @@ from typing import Any
 
 from streamer import StreamsBuilder, app_setting
 
-PROFILES = app_setting("profiles", "user-profiles")
-OUTPUT = app_setting("output", "users-per-region")
-
 
 def region_of(user_id: str, profile: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return profile["region"], profile
@@ -26,11 +23,11 @@ def region_of(user_id: str, profile: dict[str, Any]) -> tuple[str, dict[str, Any
 def build() -> StreamsBuilder:
     builder = StreamsBuilder()
     (
-        builder.table(PROFILES, key_serde="str", value_serde="json", name="profiles")
+        builder.table(app_setting("profiles", "user-profiles"), key_serde="str", value_serde="json", name="profiles")
         .group_by(region_of, name="users-by-region")
         .count("region-counts")
         .to_stream(name="region-updates")
-        .to(OUTPUT, key_serde="str", value_serde="json", name="to-output")
+        .to(app_setting("output", "users-per-region"), key_serde="str", value_serde="json", name="to-output")
     )
     return builder
 

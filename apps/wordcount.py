@@ -14,9 +14,6 @@ import re
 
 from streamer import StreamsBuilder, app_setting
 
-INPUT = app_setting("input", "streams-plaintext-input")
-OUTPUT = app_setting("output", "streams-wordcount-output")
-
 _WORD = re.compile(r"\w+")
 
 
@@ -27,12 +24,12 @@ def words(line: str) -> list[str]:
 def build() -> StreamsBuilder:
     builder = StreamsBuilder()
     (
-        builder.stream(INPUT, value_serde="str", name="lines")
+        builder.stream(app_setting("input", "streams-plaintext-input"), value_serde="str", name="lines")
         .flat_map_values(words, name="split-words")
         .group_by(lambda _key, word: word, key_serde="str", name="words-by-word")
         .count("word-counts")
         .to_stream(name="count-updates")
-        .to(OUTPUT, key_serde="str", value_serde="json", name="to-output")
+        .to(app_setting("output", "streams-wordcount-output"), key_serde="str", value_serde="json", name="to-output")
     )
     return builder
 

@@ -33,11 +33,21 @@ def load_topology(spec: str) -> Topology:
     try:
         target: Any = getattr(module, attr)
     except AttributeError:
-        public = sorted(n for n in vars(module) if not n.startswith("_"))
         raise AppLoadError(
-            f"module {module_name!r} has no attribute {attr!r}; it has: {', '.join(public)}"
+            f"module {module_name!r} has no attribute {attr!r}; candidates there: "
+            f"{', '.join(_candidates(module)) or 'none'}"
         ) from None
     return _as_topology(target, spec)
+
+
+def _candidates(module: Any) -> list[str]:
+    """Names in the module that could be what the user meant: topologies, builders, its own functions."""
+    names = []
+    for name, value in vars(module).items():
+        own_function = callable(value) and getattr(value, "__module__", None) == module.__name__
+        if not name.startswith("_") and (isinstance(value, (Topology, StreamsBuilder)) or own_function):
+            names.append(name)
+    return sorted(names)
 
 
 def _as_topology(target: Any, spec: str, called: bool = False) -> Topology:

@@ -82,8 +82,10 @@ def test_config_errors_say_what_to_fix() -> None:
 def test_app_loader_accepts_topology_builder_and_function() -> None:
     assert load_topology("apps.wordcount:topology").subtopologies
     assert load_topology("apps.wordcount:build").subtopologies
-    with pytest.raises(AppLoadError, match="not a Topology"):
-        load_topology("apps.wordcount:INPUT")
+    with pytest.raises(AppLoadError, match="is a Pattern, not a Topology"):
+        load_topology("apps.wordcount:_WORD")
+    with pytest.raises(AppLoadError, match="must take no arguments"):
+        load_topology("apps.wordcount:words")
 
 
 def test_compiler_splits_at_repartition_topics_and_names_internal_topics() -> None:
