@@ -30,6 +30,9 @@ from streamer.topology.topology import Topology
 
 log = logging.getLogger("streamer.worker")
 
+#: A task whose transaction fails this many times in a row stops the worker.
+MAX_RECOVERIES = 5
+
 
 class _Listener(ConsumerRebalanceListener):
     """Forwards rebalance callbacks to the worker; aiokafka only logs what they raise, so we keep it."""
@@ -54,6 +57,7 @@ class Worker:
         self.tasks: dict[str, StreamTask] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
+        self._recoveries: dict[str, int] = {}
         self._task_of: dict[TopicPartition, StreamTask] = {}
         self._sub_of_topic: dict[str, int] = {}
         self._paused: set[TopicPartition] = set()
@@ -78,6 +82,8 @@ class Worker:
             await self._start()
             self.started.set()
             await self._poll_loop()
+        except Exception as error:
+            self._fail(error)  # shut down without committing what the failure may have spoiled
         finally:
             await self._shutdown()
         if self._fatal is not None:
@@ -215,6 +221,9 @@ class Worker:
                 await self._commit_at_least_once(chosen)
                 return []
             outcomes = await asyncio.gather(*(self._commit_transaction(t) for t in chosen), return_exceptions=True)
+            for task, outcome in zip(chosen, outcomes):
+                if not isinstance(outcome, BaseException):
+                    self._recoveries.pop(task.task_id, None)
             return [(t, o) for t, o in zip(chosen, outcomes) if isinstance(o, BaseException)]
 
     async def _commit_at_least_once(self, tasks: list[StreamTask]) -> None:
@@ -228,9 +237,11 @@ class Worker:
             try:
                 await self.consumer.commit(offsets)
             except CommitFailedError as error:
-                log.warning("commit failed after a rebalance; uncommitted work will be redone: %r", error)
+                # The changelogs already hold these changes, so the stores take them too; only the
+                # input offsets stay uncommitted, and the records behind them are processed again.
+                log.warning("offset commit failed after a rebalance; those records will be processed again: %r", error)
                 for task in tasks:
-                    task.abandon()
+                    task.stores.apply()
                 return
             for task, result in zip(tasks, flushed):
                 task.committed(result)
@@ -252,6 +263,13 @@ class Worker:
         its partitions from this worker.
         """
         fenced = isinstance(error, FENCING_ERRORS)
+        self._recoveries[task.task_id] = self._recoveries.get(task.task_id, 0) + 1
+        if self._recoveries[task.task_id] > MAX_RECOVERIES:
+            self._fail(StreamerError(
+                f"task {task.task_id} failed to commit {MAX_RECOVERIES} times in a row, last with {error!r}; "
+                "stopping rather than retrying forever"
+            ))
+            return
         log.warning("transaction of task %s failed (%r); %s", task.task_id, error,
                     "fenced by a newer owner, closing it" if fenced else "aborting and reopening it")
         await self._close_tasks([task], commit=False)
@@ -322,7 +340,7 @@ class Worker:
         if not runner.cancelled() and runner.exception() is not None:
             error = runner.exception()
             log.error("task %s failed: %s", runner.get_name(), error)
-            self._fail(error if isinstance(error, StreamerError) else error)
+            self._fail(error)
 
     async def _close_tasks(self, tasks: list[StreamTask], commit: bool) -> None:
         """Stop the tasks between batches, commit their work if asked, release stores and producers."""
