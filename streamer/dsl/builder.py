@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Sequence
 
-from streamer.dsl.graph import LogicalGraph, LogicalNode, StoreDefinition
+from streamer.dsl.graph import LogicalGraph, LogicalNode
 from streamer.errors import TopologyError
 from streamer.serde import Serde, SerdeLike, resolve_serde
+from streamer.topology.topology import StoreSpec
 
 if TYPE_CHECKING:
     from streamer.dsl.stream import Stream
@@ -107,7 +108,7 @@ class StreamsBuilder:
 
     def add_store(self, name: str, kind: str, key_serde: Serde, value_serde: Serde, logged: bool = True) -> str:
         store = self._claim(name, "store")
-        self.graph.stores[store] = StoreDefinition(store, kind, logged, key_serde, value_serde)
+        self.graph.stores[store] = StoreSpec(store, kind, logged, key_serde, value_serde)
         return store
 
     def generated_name(self, suffix: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamer.topology.topology import StoreSpec
+
 
 @dataclass(eq=False)
 class LogicalNode:
@@ -33,19 +35,8 @@ class LogicalNode:
 
 
 @dataclass
-class StoreDefinition:
-    """A state store some operations use; ``logged`` stores get a changelog topic."""
-
-    name: str
-    kind: str = "key_value"
-    logged: bool = True
-    key_serde: Any = None
-    value_serde: Any = None
-
-
-@dataclass
 class LogicalGraph:
     """All nodes in creation order plus the stores they declared."""
 
     nodes: list[LogicalNode] = field(default_factory=list)
-    stores: dict[str, StoreDefinition] = field(default_factory=dict)
+    stores: dict[str, StoreSpec] = field(default_factory=dict)

@@ -14,12 +14,8 @@ if TYPE_CHECKING:
     from streamer.dsl.table import Table
 
 
-class GroupedStream:
-    """Records grouped by key. Aggregations return a Table updated on every input record.
-
-    If the key changed upstream, the records first go through the repartition topic
-    ``<application.id>-<name>-repartition`` so that each key lives in one task.
-    """
+class _Grouped:
+    """What both kinds of grouping hold until an aggregation turns them into a table."""
 
     def __init__(self, builder: StreamsBuilder, node: LogicalNode, key_serde: Serde, value_serde: Serde,
                  name: str | None) -> None:
@@ -28,6 +24,18 @@ class GroupedStream:
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.name = name
+
+    def _store(self, name: str | None, default_prefix: str, value_serde: Serde) -> str:
+        store_name = name or self.builder.generated_name(default_prefix)
+        return self.builder.add_store(store_name, "key_value", self.key_serde, value_serde)
+
+
+class GroupedStream(_Grouped):
+    """Records grouped by key. Aggregations return a Table updated on every input record.
+
+    If the key changed upstream, the records first go through the repartition topic
+    ``<application.id>-<name>-repartition`` so that each key lives in one task.
+    """
 
     def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
         """Number of records per key (stored and emitted as JSON numbers unless told otherwise)."""
@@ -48,8 +56,7 @@ class GroupedStream:
                    aggregator: Callable[[Any, Any, Any], Any], value_serde: Serde) -> Table:
         from streamer.dsl.table import Table
 
-        store = self.builder.add_store(name or self.builder.generated_name(f"{op}-store"), "key_value",
-                                       self.key_serde, value_serde)
+        store = self._store(name, f"{op}-store", value_serde)
         upstream = self.node
         if upstream.key_changed:
             upstream = through_repartition_topic(
@@ -60,16 +67,8 @@ class GroupedStream:
         return Table(self.builder, node, self.key_serde, value_serde, store)
 
 
-class GroupedTable:
+class GroupedTable(_Grouped):
     """Table rows re-keyed into groups; aggregations take a row's old value out of its old group."""
-
-    def __init__(self, builder: StreamsBuilder, node: LogicalNode, key_serde: Serde, value_serde: Serde,
-                 name: str | None) -> None:
-        self.builder = builder
-        self.node = node
-        self.key_serde = key_serde
-        self.value_serde = value_serde
-        self.name = name
 
     def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
         """Rows per group."""
@@ -97,8 +96,7 @@ class GroupedTable:
                    value_serde: Serde) -> Table:
         from streamer.dsl.table import Table
 
-        store = self.builder.add_store(name or self.builder.generated_name(f"table-{op}-store"), "key_value",
-                                       self.key_serde, value_serde)
+        store = self._store(name, f"table-{op}-store", value_serde)
         upstream = through_repartition_topic(
             self.builder, self.node, self.name or store, self.key_serde, ChangeSerde(self.value_serde), None
         )

@@ -7,24 +7,33 @@ goes on as configured.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from streamer.processors.api import Processor
 from streamer.record import Record
 
 
-class Filter(Processor):
+class FunctionProcessor(Processor):
+    """A processor around one user function, called with ``(key, value)`` or, without ``with_key``
+    for the ``*_values`` operations, with the value alone."""
+
+    def __init__(self, name: str, function: Callable[..., Any], with_key: bool = True) -> None:
+        super().__init__(name)
+        self.function = function
+        self.with_key = with_key
+
+
+class Filter(FunctionProcessor):
     """Keeps records for which ``predicate(key, value)`` is truthy (falsy when ``negate``)."""
 
     def __init__(self, name: str, predicate: Callable[[Any, Any], Any], negate: bool = False) -> None:
-        super().__init__(name)
-        self.predicate = predicate
+        super().__init__(name, predicate)
         self.negate = negate
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         keep = out.append
-        predicate, negate = self.predicate, self.negate
+        predicate, negate = self.function, self.negate
         for record in records:
             try:
                 if (not predicate(record.key, record.value)) is negate:
@@ -34,18 +43,13 @@ class Filter(Processor):
         return out
 
 
-class MapValues(Processor):
+class MapValues(FunctionProcessor):
     """Replaces each value by ``mapper(value)`` (or ``mapper(key, value)`` with ``with_key``)."""
-
-    def __init__(self, name: str, mapper: Callable[..., Any], with_key: bool = False) -> None:
-        super().__init__(name)
-        self.mapper = mapper
-        self.with_key = with_key
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         emit = out.append
-        mapper, with_key = self.mapper, self.with_key
+        mapper, with_key = self.function, self.with_key
         for record in records:
             try:
                 value = mapper(record.key, record.value) if with_key else mapper(record.value)
@@ -56,17 +60,13 @@ class MapValues(Processor):
         return out
 
 
-class Map(Processor):
+class Map(FunctionProcessor):
     """Replaces key and value by the pair ``mapper(key, value)`` returns."""
-
-    def __init__(self, name: str, mapper: Callable[[Any, Any], tuple[Any, Any]]) -> None:
-        super().__init__(name)
-        self.mapper = mapper
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         emit = out.append
-        mapper = self.mapper
+        mapper = self.function
         for record in records:
             try:
                 key, value = mapper(record.key, record.value)
@@ -77,17 +77,13 @@ class Map(Processor):
         return out
 
 
-class SelectKey(Processor):
+class SelectKey(FunctionProcessor):
     """Replaces each key by ``selector(key, value)``."""
-
-    def __init__(self, name: str, selector: Callable[[Any, Any], Any]) -> None:
-        super().__init__(name)
-        self.selector = selector
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         emit = out.append
-        selector = self.selector
+        selector = self.function
         for record in records:
             try:
                 key = selector(record.key, record.value)
@@ -98,17 +94,13 @@ class SelectKey(Processor):
         return out
 
 
-class FlatMap(Processor):
+class FlatMap(FunctionProcessor):
     """Replaces each record by the (key, value) pairs ``mapper(key, value)`` yields."""
-
-    def __init__(self, name: str, mapper: Callable[[Any, Any], Iterable[tuple[Any, Any]]]) -> None:
-        super().__init__(name)
-        self.mapper = mapper
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         emit = out.append
-        mapper = self.mapper
+        mapper = self.function
         for record in records:
             try:
                 pairs = list(mapper(record.key, record.value))
@@ -120,21 +112,16 @@ class FlatMap(Processor):
         return out
 
 
-class FlatMapValues(Processor):
+class FlatMapValues(FunctionProcessor):
     """Replaces each record by one record per value ``mapper(value)`` yields, same key."""
-
-    def __init__(self, name: str, mapper: Callable[..., Iterable[Any]], with_key: bool = False) -> None:
-        super().__init__(name)
-        self.mapper = mapper
-        self.with_key = with_key
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         emit = out.append
-        mapper = self.mapper
+        mapper, with_key = self.function, self.with_key
         for record in records:
             try:
-                values = list(mapper(record.key, record.value) if self.with_key else mapper(record.value))
+                values = list(mapper(record.key, record.value) if with_key else mapper(record.value))
             except Exception as error:
                 self.context.record_error(self.name, record, error)
                 continue
@@ -143,19 +130,18 @@ class FlatMapValues(Processor):
         return out
 
 
-class Peek(Processor):
+class Peek(FunctionProcessor):
     """Calls ``action(key, value)`` for its side effect and forwards every record unchanged.
 
     With ``terminal`` (``foreach``) nothing is forwarded.
     """
 
     def __init__(self, name: str, action: Callable[[Any, Any], Any], terminal: bool = False) -> None:
-        super().__init__(name)
-        self.action = action
+        super().__init__(name, action)
         self.terminal = terminal
 
     def process(self, records: list[Record]) -> list[Record]:
-        action = self.action
+        action = self.function
         for record in records:
             try:
                 action(record.key, record.value)

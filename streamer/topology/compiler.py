@@ -33,7 +33,6 @@ from streamer.topology.topology import (
     RepartitionTopicSpec,
     SinkSpec,
     SourceSpec,
-    StoreSpec,
     SubTopology,
     Topology,
 )
@@ -162,14 +161,9 @@ def compile_graph(graph: LogicalGraph) -> Topology:
             elif node.op == "sink":
                 sinks.append(SinkSpec(node.name, node.params["topic"], node.params["internal"]))
             store_names.extend(s for s in node.stores if s not in store_names)
-        stores = [_store_spec(graph, name) for name in store_names]
+        stores = [graph.stores[name] for name in store_names]
         subtopologies.append(SubTopology(sub_id, specs, sources, sinks, stores))
     return Topology(subtopologies, _repartition_topics(graph, sub_of))
-
-
-def _store_spec(graph: LogicalGraph, name: str) -> StoreSpec:
-    definition = graph.stores[name]
-    return StoreSpec(definition.name, definition.kind, definition.logged, definition.key_serde, definition.value_serde)
 
 
 def _repartition_topics(graph: LogicalGraph, sub_of: dict[str, int]) -> list[RepartitionTopicSpec]:
