@@ -9,8 +9,12 @@ from typing import Iterator
 
 import pytest
 
-from apps.wordcount import INPUT, OUTPUT, topology
+from apps.wordcount import topology
 from streamer.testing import TopologyTestDriver
+
+# The app's default topic names (app settings ``input`` and ``output`` change them).
+INPUT = "streams-plaintext-input"
+OUTPUT = "streams-wordcount-output"
 
 
 @pytest.fixture

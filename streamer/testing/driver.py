@@ -1,0 +1,272 @@
+"""TopologyTestDriver: run a topology in-process, without a broker, for users' unit tests.
+
+The driver builds one task per sub-topology (partition 0 of every input) with the same
+processors, context, stores and error handling as the real runtime, and replaces Kafka
+by in-memory topics. Each piped record is processed at once; whatever it writes to a
+repartition topic is fed to the reading sub-topology before ``pipe`` returns, and then
+the driver commits, so stores and outputs are visible to the test immediately.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Iterable, Mapping
+
+from streamer.config import StreamerConfig
+from streamer.errors import SerializationError, StreamerError
+from streamer.processors.api import PunctuationType
+from streamer.record import Headers
+from streamer.runtime.task import task_id_of
+from streamer.runtime.task_stores import TaskStores
+from streamer.serde import Serde, SerdeLike
+from streamer.state import WriteCache, open_store
+from streamer.state.typed_store import TypedStore
+from streamer.testing._loop import SyncRunner
+from streamer.testing.output import OutputRecord, TopicSerdes
+from streamer.testing.store_view import StoreView
+from streamer.testing.task import DriverTask
+from streamer.testing.topics import Message, TopicLogs, require_bytes
+from streamer.topology.describe import describe_topology
+from streamer.topology.topology import SubTopology, Topology, internal_topic_name
+
+#: An input row for ``pipe_many``: (key, value) or (key, value, timestamp).
+InputRow = tuple[Any, Any] | tuple[Any, Any, int]
+
+
+class TopologyTestDriver:
+    """Feeds records to a topology and lets the test read its outputs, stores and time.
+
+    ``config`` takes any ``StreamerConfig`` setting, e.g.
+    ``processing_error_handler="dead_letter"``. ``partitions`` gives partition counts of
+    topics the topology writes (default one each), which custom partitioners see.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        application_id: str = "test-app",
+        initial_wall_clock_ms: int = 0,
+        *,
+        partitions: Mapping[str, int] | None = None,
+        **config: Any,
+    ) -> None:
+        self.config = StreamerConfig(application_id=application_id).with_overrides(config)
+        self.topology = topology
+        self.wall_clock_ms = initial_wall_clock_ms
+        self._closed = False
+        self._runner = SyncRunner()
+        self._logs = TopicLogs(self._partition_counts(partitions or {}))
+        self._tasks: list[DriverTask] = []
+        try:
+            for sub in topology.subtopologies:
+                self._tasks.append(
+                    DriverTask(sub, self.config, self._open_stores(sub), self._logs, lambda: self.wall_clock_ms)
+                )
+        except BaseException:
+            self.close()
+            raise
+        #: internal topic -> the task and source node that read it, and how far it has been fed
+        self._readers = self._internal_readers()
+        self._fed = {topic: 0 for topic in self._readers}
+        #: topic -> how many of its messages the test has read
+        self._read: dict[str, int] = {}
+        self._serdes = TopicSerdes(self._tasks, application_id, self.config.effective_dead_letter_topic)
+
+    def _internal_readers(self) -> dict[str, tuple[DriverTask, int]]:
+        app = self.config.application_id
+        internal = {internal_topic_name(app, spec.suffix) for spec in self.topology.repartition_topics}
+        return {
+            topic: (task, index) for task in self._tasks for topic, index in task.topics.items() if topic in internal
+        }
+
+    def _partition_counts(self, given: Mapping[str, int]) -> dict[str, int]:
+        app = self.config.application_id
+        counts = {internal_topic_name(app, t.suffix): t.partitions or 1 for t in self.topology.repartition_topics}
+        counts.update(given)
+        return counts
+
+    def _open_stores(self, sub: SubTopology) -> TaskStores:
+        """Memory stores (they start empty and never touch the disk) behind the runtime's write caches."""
+        directory = Path(self.config.state_dir, self.config.application_id, task_id_of(sub.id, 0))
+        caches = {spec.name: WriteCache(open_store("memory", directory, spec.name)) for spec in sub.stores}
+        changelogs = {s.name: s.changelog_topic(self.config.application_id) for s in sub.stores if s.logged}
+        return TaskStores(0, caches, changelogs)
+
+    # -- input ----------------------------------------------------------------------------
+
+    def pipe(self, topic: str, key: Any, value: Any, timestamp: int | None = None,
+             headers: Headers | None = None) -> None:
+        """Serialize key and value with the source's serdes and process the record."""
+        task, index = self._input(topic)
+        source = task.graph.processors[index]
+        key_bytes = _serialize(source.key_serde, key, "key", topic)
+        value_bytes = _serialize(source.value_serde, value, "value", topic)
+        self._process_input(topic, task, index, key_bytes, value_bytes, timestamp, headers)
+
+    def pipe_many(self, topic: str, rows: Iterable[InputRow]) -> None:
+        """``pipe`` each ``(key, value)`` or ``(key, value, timestamp)`` in order."""
+        for row in rows:
+            self.pipe(topic, *row)
+
+    def pipe_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
+                 headers: Headers | None = None) -> None:
+        """Process a record given as bytes, e.g. one the source's serde cannot read."""
+        task, index = self._input(topic)
+        self._process_input(topic, task, index, key, value, timestamp, headers)
+
+    def _input(self, topic: str) -> tuple[DriverTask, int]:
+        self._check_open()
+        for task in self._tasks:
+            index = task.source_of(topic)
+            if index is not None and topic not in self._readers:
+                self._serdes.add_source(topic, task.graph.processors[index])
+                return task, index
+        inputs = sorted({t for task in self._tasks for t in task.topics} - set(self._readers))
+        patterns = [p.pattern for task in self._tasks for p, _ in task.patterns]
+        raise StreamerError(
+            f"the topology does not read topic {topic!r}; its input topics are {inputs}"
+            + (f" and those matching {patterns}" if patterns else "")
+        )
+
+    def _process_input(self, topic: str, task: DriverTask, index: int, key: bytes | None, value: bytes | None,
+                       timestamp: int | None, headers: Headers | None) -> None:
+        stamp = self.wall_clock_ms if timestamp is None else timestamp
+        message = self._logs.append(topic, key, value, stamp, headers, 0)
+        self._transaction(lambda: task.process(index, message))
+
+    # -- time -----------------------------------------------------------------------------
+
+    def advance_wall_clock(self, ms: int) -> None:
+        """Move the wall clock forward and run the wall-clock punctuators that became due."""
+        self._check_open()
+        if ms < 0:
+            raise ValueError(f"the wall clock only moves forward; got {ms} ms")
+        self.wall_clock_ms += ms
+
+        async def punctuate_all() -> None:
+            for task in self._tasks:
+                await task.punctuate(PunctuationType.WALL_CLOCK_TIME, self.wall_clock_ms)
+
+        self._transaction(punctuate_all)
+
+    # -- processing -----------------------------------------------------------------------
+
+    def _transaction(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` and everything it sends through repartition topics, then commit.
+
+        If it raises (the ``fail`` error policy), its outputs and state changes are
+        discarded, as an aborted batch would be, and the error reaches the test.
+        """
+        mark = self._logs.mark()
+        try:
+            self._runner.run(self._until_idle(work))
+        except BaseException:
+            self._logs.rollback(mark)
+            for topic in self._fed:
+                self._fed[topic] = min(self._fed[topic], len(self._logs.messages(topic)))
+            for task in self._tasks:
+                task.abandon()
+            raise
+        for task in self._tasks:
+            task.commit()
+
+    async def _until_idle(self, work: Callable[[], Awaitable[None]]) -> None:
+        await work()
+        progressed = True
+        while progressed:
+            progressed = False
+            for topic, (task, index) in self._readers.items():
+                log = self._logs.messages(topic)
+                while self._fed[topic] < len(log):
+                    message: Message = log[self._fed[topic]]
+                    self._fed[topic] += 1
+                    await task.process(index, message)
+                    progressed = True
+
+    # -- output ---------------------------------------------------------------------------
+
+    def read_records(self, topic: str, *, key_serde: SerdeLike = None,
+                     value_serde: SerdeLike = None) -> list[OutputRecord]:
+        """The records written to ``topic`` since the last read, deserialized; they count as read."""
+        self._check_open()
+        log = self._logs.messages(topic)
+        if not log and not self._serdes.knows(topic):
+            raise StreamerError(
+                f"the topology never writes topic {topic!r}; topics it writes or reads: {self._serdes.known_topics()}"
+            )
+        start = self._read.get(topic, 0)
+        if start == len(log):
+            return []
+        load_key, load_value = (s.deserialize for s in self._serdes.for_reading(topic, key_serde, value_serde))
+        records = [
+            OutputRecord(topic, load_key(m.key), load_value(m.value), m.timestamp, m.headers, m.partition, m.offset)
+            for m in log[start:]
+        ]
+        self._read[topic] = len(log)
+        return records
+
+    def read_output(self, topic: str, *, key_serde: SerdeLike = None,
+                    value_serde: SerdeLike = None) -> list[tuple[Any, Any]]:
+        """``(key, value)`` of each record written to ``topic`` since the last read."""
+        return [(r.key, r.value) for r in self.read_records(topic, key_serde=key_serde, value_serde=value_serde)]
+
+    def read_latest(self, topic: str, *, key_serde: SerdeLike = None,
+                    value_serde: SerdeLike = None) -> dict[Any, Any]:
+        """The last value per key among the unread records; a None value (tombstone) removes the key."""
+        latest: dict[Any, Any] = {}
+        for key, value in self.read_output(topic, key_serde=key_serde, value_serde=value_serde):
+            if value is None:
+                latest.pop(key, None)
+            else:
+                latest[key] = value
+        return latest
+
+    def store(self, name: str) -> StoreView:
+        """A read-only view of a state store, with keys and values deserialized."""
+        self._check_open()
+        for task in self._tasks:
+            for spec in task.subtopology.stores:
+                if spec.name == name:
+                    return StoreView(TypedStore(task.stores[name], spec.key_serde, spec.value_serde))
+        names = sorted(spec.name for spec in self.topology.stores())
+        raise StreamerError(f"the topology has no store {name!r}; its stores are {names}")
+
+    def describe(self) -> str:
+        """The topology's description with this driver's application id in internal topic names."""
+        return describe_topology(self.topology, self.config.application_id)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamerError("the test driver is closed")
+
+    def close(self) -> None:
+        """Close processors and stores and release the driver's event loop; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for task in self._tasks:
+                task.close()
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> TopologyTestDriver:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def _serialize(serde: Serde, obj: Any, what: str, topic: str) -> bytes | None:
+    """Serialize as a producer would; a serde that yields no bytes is the test's mistake, said early."""
+    try:
+        data = serde.serialize(obj)
+    except Exception as error:
+        raise SerializationError(f"cannot serialize {what} {obj!r} for topic {topic!r}: {error!r}") from error
+    require_bytes(topic, what, data, f"the source's {what} serde did not make bytes (the default serde passes values as they are); "
+                  f"pipe bytes, or give the source a {what}_serde")
+    return data
