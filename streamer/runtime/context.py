@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from streamer.errors import TopologyError
@@ -11,13 +10,13 @@ from streamer.record import Record
 from streamer.topology.topology import internal_topic_name
 
 if TYPE_CHECKING:
-    from streamer.runtime.task import StreamTask
+    from streamer.runtime.task_core import TaskCore
 
 
 class TaskContext:
     """Connects processors to their task: stores, output, time, punctuation and errors."""
 
-    def __init__(self, task: StreamTask) -> None:
+    def __init__(self, task: TaskCore) -> None:
         self._task = task
         self._current_node = ""
 
@@ -47,11 +46,11 @@ class TaskContext:
         return internal_topic_name(self.application_id, name) if internal else name
 
     def schedule(self, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> None:
-        now = self.stream_time if kind is PunctuationType.STREAM_TIME else int(time.time() * 1000)
+        now = self.stream_time if kind is PunctuationType.STREAM_TIME else self._task.clock()
         self._task.punctuation.add(self._current_node, interval_ms, kind, punctuator, now)
 
     def schedule_cron(self, expression: str, punctuator: Punctuator) -> None:
-        self._task.punctuation.add_cron(self._current_node, expression, punctuator, int(time.time() * 1000))
+        self._task.punctuation.add_cron(self._current_node, expression, punctuator, self._task.clock())
 
     def record_error(self, processor: str, record: Record, error: BaseException) -> None:
         self._task.record_error(processor, record, error)

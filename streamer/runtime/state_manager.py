@@ -11,7 +11,7 @@ from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.restorer import Restorer
-from streamer.runtime.task import task_id_of
+from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores
 from streamer.state import open_store
 from streamer.state.write_cache import WriteCache

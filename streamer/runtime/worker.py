@@ -22,7 +22,8 @@ from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.queries import LocalStoreView
 from streamer.runtime.state_manager import StateManager
-from streamer.runtime.task import StreamTask, task_id_of
+from streamer.runtime.task import StreamTask
+from streamer.runtime.task_core import task_id_of
 from streamer.runtime.topics import TopicManager
 from streamer.runtime.transactions import FENCING_ERRORS, abort_quietly, commit_transaction, start_task_producer
 from streamer.state.typed_store import TypedStore

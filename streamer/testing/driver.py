@@ -17,7 +17,7 @@ from streamer.config import StreamerConfig
 from streamer.errors import SerializationError, StreamerError
 from streamer.processors.api import PunctuationType
 from streamer.record import Headers
-from streamer.runtime.task import task_id_of
+from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores
 from streamer.serde import Serde, SerdeLike
 from streamer.state import WriteCache, open_store
@@ -77,7 +77,7 @@ class TopologyTestDriver:
         app = self.config.application_id
         internal = {internal_topic_name(app, spec.suffix) for spec in self.topology.repartition_topics}
         return {
-            topic: (task, index) for task in self._tasks for topic, index in task.topics.items() if topic in internal
+            topic: (task, index) for task in self._tasks for topic, index in task.sources.items() if topic in internal
         }
 
     def _partition_counts(self, given: Mapping[str, int]) -> dict[str, int]:
@@ -122,8 +122,8 @@ class TopologyTestDriver:
             if index is not None and topic not in self._readers:
                 self._serdes.add_source(topic, task.graph.processors[index])
                 return task, index
-        inputs = sorted({t for task in self._tasks for t in task.topics} - set(self._readers))
-        patterns = [p.pattern for task in self._tasks for p, _ in task.patterns]
+        inputs = sorted({t for task in self._tasks for t in task.sources} - set(self._readers))
+        patterns = [p for task in self._tasks for p in task.source_patterns]
         raise StreamerError(
             f"the topology does not read topic {topic!r}; its input topics are {inputs}"
             + (f" and those matching {patterns}" if patterns else "")
@@ -133,7 +133,7 @@ class TopologyTestDriver:
                        timestamp: int | None, headers: Headers | None) -> None:
         stamp = self.wall_clock_ms if timestamp is None else timestamp
         message = self._logs.append(topic, key, value, stamp, headers, 0)
-        self._transaction(lambda: task.process(index, message))
+        self._transaction(lambda: task.process_message(message))
 
     # -- time -----------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ class TopologyTestDriver:
                 while self._fed[topic] < len(log):
                     message: Message = log[self._fed[topic]]
                     self._fed[topic] += 1
-                    await task.process(index, message)
+                    await task.process_message(message)
                     progressed = True
 
     # -- output ---------------------------------------------------------------------------

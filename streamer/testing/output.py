@@ -53,7 +53,7 @@ class TopicSerdes:
                 self._add(store.changelog_topic(application_id), (store.key_serde, store.value_serde))
         self._fixed.setdefault(dead_letter_topic, (BYTES, BYTES))
         for task in tasks:
-            for topic, index in task.topics.items():
+            for topic, index in task.sources.items():
                 self.add_source(topic, task.graph.processors[index])
 
     def add_source(self, topic: str, source: Source) -> None:
