@@ -33,6 +33,10 @@ class SerializationError(StreamerError):
     """A serde could not turn bytes into a value or back."""
 
 
+class DeserializationError(SerializationError):
+    """An input message could not be deserialized by its source's serdes."""
+
+
 class ProcessingError(StreamerError):
     """User code raised while processing a record and the handler is set to fail."""
 

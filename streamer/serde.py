@@ -40,18 +40,33 @@ def deserialize_many(serde: Serde, datas: list[bytes | None]) -> list[Any]:
     return [load(data) for data in datas]
 
 
+_RAW = (bytes, bytearray, memoryview)
+
+
+def _not_bytes(obj: Any) -> SerializationError:
+    return SerializationError(
+        f"{type(obj).__name__} value {obj!r:.60} given to the bytes serde (the default); "
+        "pass key_serde= / value_serde= (e.g. 'str' or 'json') where the stream is written or grouped"
+    )
+
+
 class BytesSerde:
     """Identity: values stay raw bytes. The cheapest choice on a hot path."""
 
     name = "bytes"
 
     def serialize(self, obj: bytes | None) -> bytes | None:
+        if obj is not None and not isinstance(obj, _RAW):
+            raise _not_bytes(obj)
         return obj
 
     def deserialize(self, data: bytes | None) -> bytes | None:
         return data
 
     def serialize_many(self, objs: list[bytes | None]) -> list[bytes | None]:
+        for obj in objs:
+            if obj is not None and obj.__class__ is not bytes and not isinstance(obj, _RAW):
+                raise _not_bytes(obj)
         return objs
 
     def deserialize_many(self, datas: list[bytes | None]) -> list[bytes | None]:

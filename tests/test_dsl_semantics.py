@@ -391,10 +391,6 @@ def test_the_regions_app_keeps_totals_exact() -> None:
 # -- known bugs (owner: DSL/processors) ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FlatMap.process unpacks each (key, value) pair outside its try block, so a mapper that yields "
-    "something other than pairs raises TypeError out of the task instead of reaching the error handler"
-))
 def test_flat_map_yielding_non_pairs_goes_to_the_error_handler(builder: StreamsBuilder, source: Stream) -> None:
     source.flat_map(lambda _k, v: [v] if v < 0 else [("ok", v)]).to(OUT)
     with TopologyTestDriver(builder.build(), processing_error_handler="log_and_continue") as driver:
@@ -402,11 +398,6 @@ def test_flat_map_yielding_non_pairs_goes_to_the_error_handler(builder: StreamsB
         assert driver.read_output(OUT) == [("ok", 2)]
 
 
-@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
-@pytest.mark.xfail(strict=True, reason=(
-    "Splitter.branch does not detect async def predicates and Split calls them synchronously: the "
-    "coroutine object is truthy, so every record goes to the first branch (and the coroutine is never awaited)"
-))
 def test_split_with_async_predicates(builder: StreamsBuilder, source: Stream) -> None:
     async def is_big(_key: str, value: int) -> bool:
         return value > 10
@@ -420,11 +411,6 @@ def test_split_with_async_predicates(builder: StreamsBuilder, source: Stream) ->
         assert driver.read_output("small") == [("a", 1)]
 
 
-@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
-@pytest.mark.xfail(strict=True, reason=(
-    "dsl/stream.py _function_params tests inspect.iscoroutinefunction(function), which is False for an "
-    "object whose __call__ is async def; the operation then runs synchronously and forwards coroutine objects"
-))
 def test_map_values_with_an_async_callable_object(source: Stream, run: Any) -> None:
     class Enrich:
         async def __call__(self, value: int) -> int:

@@ -65,7 +65,7 @@ async def test_dead_letter_keeps_the_bad_records_with_the_error(kafka_bootstrap,
     for letter in letters:
         headers = dict(letter.headers)
         assert headers["streamer.error.topic"] == source.encode()
-        expected = b"SerializationError" if letter.value == b"{not json" else b"ZeroDivisionError"
+        expected = b"DeserializationError" if letter.value == b"{not json" else b"ZeroDivisionError"
         assert headers["streamer.error.class"] == expected
         assert int(headers["streamer.error.offset"]) >= 0 and headers["streamer.error.stacktrace"]
 

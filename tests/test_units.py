@@ -118,3 +118,26 @@ def test_group_by_key_without_key_change_needs_no_repartition() -> None:
     builder.stream("a", key_serde="str").filter(lambda k, v: True).group_by_key().count("c")
     topology = builder.build()
     assert len(topology.subtopologies) == 1 and not topology.repartition_topics
+
+
+def test_table_operations_and_aggregations_refuse_async_functions() -> None:
+    async def slow(_key, value):
+        return value
+
+    table = StreamsBuilder().table("t", key_serde="str", value_serde="json")
+    with pytest.raises(TopologyError, match="is async; table operations"):
+        table.filter(slow)
+    grouped = StreamsBuilder().stream("s", key_serde="str").group_by_key()
+    with pytest.raises(TopologyError, match="is async"):
+        grouped.reduce(slow)
+
+
+def test_two_aggregations_of_one_grouping_share_its_repartition_topic() -> None:
+    builder = StreamsBuilder()
+    grouped = builder.stream("s", key_serde="str", value_serde="json").group_by(
+        lambda _k, v: v["user"], key_serde="str", name="by-user")
+    grouped.count("counts")
+    grouped.reduce(lambda a, b: b, "latest")
+    topology = builder.build()
+    assert [t.suffix for t in topology.repartition_topics] == ["by-user-repartition"]
+    assert len(topology.subtopologies) == 2 and len(topology.subtopologies[1].stores) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from streamer.dsl.functions import sync_function
 from streamer.dsl.graph import LogicalNode
 from streamer.dsl.stream import through_repartition_topic
 from streamer.processors.change import ChangeSerde
@@ -25,6 +26,18 @@ class _Grouped:
         self.value_serde = value_serde
         self.name = name
 
+    _repartitioned: LogicalNode | None = None
+
+    def _partitioned(self, store: str, value_serde: Serde, always: bool) -> LogicalNode:
+        """The node the aggregation reads: through one repartition topic per grouping, if needed."""
+        if not (always or self.node.key_changed):
+            return self.node
+        if self._repartitioned is None:
+            self._repartitioned = through_repartition_topic(
+                self.builder, self.node, self.name or store, self.key_serde, value_serde, None
+            )
+        return self._repartitioned
+
     def _store(self, name: str | None, default_prefix: str, value_serde: Serde) -> str:
         store_name = name or self.builder.generated_name(default_prefix)
         return self.builder.add_store(store_name, "key_value", self.key_serde, value_serde)
@@ -34,7 +47,8 @@ class GroupedStream(_Grouped):
     """Records grouped by key. Aggregations return a Table updated on every input record.
 
     If the key changed upstream, the records first go through the repartition topic
-    ``<application.id>-<name>-repartition`` so that each key lives in one task.
+    ``<application.id>-<name>-repartition`` so that each key lives in one task; several
+    aggregations of one grouping share that topic.
     """
 
     def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
@@ -44,6 +58,7 @@ class GroupedStream(_Grouped):
     def reduce(self, reducer: Callable[[Any, Any], Any], name: str | None = None, *,
                value_serde: SerdeLike = None) -> Table:
         """``reducer(aggregate, value)`` per record; a key's first value is its first aggregate."""
+        reducer = sync_function(reducer)
         serde = resolve_serde(value_serde, self.value_serde)
         return self._aggregate("reduce", name, None, lambda _k, value, agg: reducer(agg, value), serde)
 
@@ -57,18 +72,17 @@ class GroupedStream(_Grouped):
         from streamer.dsl.table import Table
 
         store = self._store(name, f"{op}-store", value_serde)
-        upstream = self.node
-        if upstream.key_changed:
-            upstream = through_repartition_topic(
-                self.builder, upstream, self.name or store, self.key_serde, self.value_serde, None
-            )
-        params = {"store": store, "initializer": initializer, "aggregator": aggregator}
+        params = {"store": store, "initializer": sync_function(initializer), "aggregator": sync_function(aggregator)}
+        upstream = self._partitioned(store, self.value_serde, always=False)
         node = self.builder.add_node("stream_aggregate", [upstream], params, f"{store}-{op}", stores=(store,))
         return Table(self.builder, node, self.key_serde, value_serde, store)
 
 
 class GroupedTable(_Grouped):
-    """Table rows re-keyed into groups; aggregations take a row's old value out of its old group."""
+    """Table rows re-keyed into groups; aggregations take a row's old value out of its old group.
+
+    Always goes through a repartition topic, shared by several aggregations of one grouping.
+    """
 
     def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
         """Rows per group."""
@@ -78,6 +92,7 @@ class GroupedTable(_Grouped):
     def reduce(self, adder: Callable[[Any, Any], Any], subtractor: Callable[[Any, Any], Any],
                name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
         """``adder(aggregate, value)`` for a row joining a group, ``subtractor(aggregate, value)`` for one leaving."""
+        adder, subtractor = sync_function(adder), sync_function(subtractor)
         return self._aggregate(
             "reduce", name, None,
             lambda _k, value, agg: adder(agg, value),
@@ -97,9 +112,8 @@ class GroupedTable(_Grouped):
         from streamer.dsl.table import Table
 
         store = self._store(name, f"table-{op}-store", value_serde)
-        upstream = through_repartition_topic(
-            self.builder, self.node, self.name or store, self.key_serde, ChangeSerde(self.value_serde), None
-        )
-        params = {"store": store, "initializer": initializer, "adder": adder, "subtractor": subtractor}
+        params = {"store": store, "initializer": sync_function(initializer), "adder": sync_function(adder),
+                  "subtractor": sync_function(subtractor)}
+        upstream = self._partitioned(store, ChangeSerde(self.value_serde), always=True)
         node = self.builder.add_node("table_aggregate", [upstream], params, f"{store}-{op}", stores=(store,))
         return Table(self.builder, node, self.key_serde, value_serde, store)

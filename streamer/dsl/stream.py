@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from streamer.dsl.functions import function_params, is_async_callable
 from streamer.dsl.graph import LogicalNode
 from streamer.errors import TopologyError
 from streamer.serde import Serde, SerdeLike, resolve_serde
@@ -13,12 +13,6 @@ if TYPE_CHECKING:
     from streamer.dsl.builder import StreamsBuilder
     from streamer.dsl.grouped import GroupedStream
     from streamer.dsl.table import Table
-
-
-def _function_params(function: Callable[..., Any], **extra: Any) -> dict[str, Any]:
-    if not callable(function):
-        raise TopologyError(f"expected a function, got {function!r}")
-    return {"function": function, "is_async": inspect.iscoroutinefunction(function), **extra}
 
 
 class Stream:
@@ -42,41 +36,41 @@ class Stream:
 
     def filter(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Keep records for which ``predicate(key, value)`` is true."""
-        return self._then("filter", _function_params(predicate), name)
+        return self._then("filter", function_params(predicate), name)
 
     def filter_not(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Drop records for which ``predicate(key, value)`` is true."""
-        return self._then("filter_not", _function_params(predicate), name)
+        return self._then("filter_not", function_params(predicate), name)
 
     def map(self, mapper: Callable[[Any, Any], tuple[Any, Any]], name: str | None = None) -> Stream:
         """Replace key and value by ``mapper(key, value) -> (key, value)``; marks the key changed."""
-        return self._then("map", _function_params(mapper), name, key_changed=True)
+        return self._then("map", function_params(mapper), name, key_changed=True)
 
     def map_values(self, mapper: Callable[..., Any], name: str | None = None, *, with_key: bool = False) -> Stream:
         """Replace the value by ``mapper(value)`` (``mapper(key, value)`` with ``with_key``)."""
-        return self._then("map_values", _function_params(mapper, with_key=with_key), name)
+        return self._then("map_values", function_params(mapper, with_key=with_key), name)
 
     def flat_map(self, mapper: Callable[[Any, Any], Iterable[tuple[Any, Any]]], name: str | None = None) -> Stream:
         """Replace each record by the ``(key, value)`` pairs ``mapper(key, value)`` yields."""
-        return self._then("flat_map", _function_params(mapper), name, key_changed=True)
+        return self._then("flat_map", function_params(mapper), name, key_changed=True)
 
     def flat_map_values(
         self, mapper: Callable[..., Iterable[Any]], name: str | None = None, *, with_key: bool = False
     ) -> Stream:
         """Replace each record by one record per value ``mapper(value)`` yields, keeping the key."""
-        return self._then("flat_map_values", _function_params(mapper, with_key=with_key), name)
+        return self._then("flat_map_values", function_params(mapper, with_key=with_key), name)
 
     def select_key(self, selector: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Set the key to ``selector(key, value)``; marks the key changed."""
-        return self._then("select_key", _function_params(selector), name, key_changed=True)
+        return self._then("select_key", function_params(selector), name, key_changed=True)
 
     def peek(self, action: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Call ``action(key, value)`` for each record and pass it on unchanged."""
-        return self._then("peek", _function_params(action), name)
+        return self._then("peek", function_params(action), name)
 
     def foreach(self, action: Callable[[Any, Any], Any], name: str | None = None) -> None:
         """Call ``action(key, value)`` for each record; the stream ends here."""
-        self._then("foreach", _function_params(action), name)
+        self._then("foreach", function_params(action), name)
 
     def process(self, processor: Callable[[], Any], *, stores: Iterable[str] = (), name: str | None = None) -> Stream:
         """Run a ``RecordProcessor`` (a subclass, or a function returning an instance) on every record.
@@ -212,7 +206,9 @@ class Splitter:
         if not self.branches:
             raise TopologyError("split() needs at least one branch() before default_branch()")
         builder = self.stream.builder
-        split_params = {"predicates": [p for _, p in self.branches], "has_default": default is not None}
+        predicates = [p for _, p in self.branches]
+        split_params = {"predicates": predicates, "has_default": default is not None,
+                        "is_async": any(is_async_callable(p) for p in predicates)}
         split = builder.add_node("split", [self.stream.node], split_params, self.name)
         names = [n for n, _ in self.branches] + ([default] if default is not None else [])
         result: dict[str, Stream] = {}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from streamer.dsl.functions import sync_function
 from streamer.dsl.graph import LogicalNode
-from streamer.errors import TopologyError
 from streamer.serde import Serde, SerdeLike, resolve_serde
 
 if TYPE_CHECKING:
@@ -35,15 +35,15 @@ class Table:
 
     def filter(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Table:
         """Rows for which ``predicate(key, value)`` holds; rows that stop matching are deleted."""
-        return self._derive("table_filter", {"function": _callable(predicate), "negate": False}, name)
+        return self._derive("table_filter", {"function": sync_function(predicate), "negate": False}, name)
 
     def filter_not(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Table:
-        return self._derive("table_filter", {"function": _callable(predicate), "negate": True}, name)
+        return self._derive("table_filter", {"function": sync_function(predicate), "negate": True}, name)
 
     def map_values(self, mapper: Callable[..., Any], name: str | None = None, *, with_key: bool = False,
                    value_serde: SerdeLike = None) -> Table:
         """Each value replaced by ``mapper(value)`` (``mapper(key, value)`` with ``with_key``)."""
-        params = {"function": _callable(mapper), "with_key": with_key}
+        params = {"function": sync_function(mapper), "with_key": with_key}
         return self._derive("table_map_values", params, name, resolve_serde(value_serde, self.value_serde))
 
     def to_stream(self, name: str | None = None) -> Stream:
@@ -58,13 +58,7 @@ class Table:
         """Group rows by ``selector(key, value) -> (group_key, value)``, for count/reduce/aggregate."""
         from streamer.dsl.grouped import GroupedTable
 
-        node = self.builder.add_node("table_group_by", [self.node], {"function": _callable(selector)},
+        node = self.builder.add_node("table_group_by", [self.node], {"function": sync_function(selector)},
                                      None, key_changed=True)
         return GroupedTable(self.builder, node, resolve_serde(key_serde, self.key_serde),
                             resolve_serde(value_serde, self.value_serde), name)
-
-
-def _callable(function: Callable[..., Any]) -> Callable[..., Any]:
-    if not callable(function):
-        raise TopologyError(f"expected a function, got {function!r}")
-    return function

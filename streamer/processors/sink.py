@@ -67,6 +67,8 @@ class Sink(Processor):
             if partitioner is not None:
                 count = self.context.partition_count(topic)
                 partitions = [partitioner(r.key, r.value, count) for r in records]
+                if partitions and (min(partitions) < 0 or max(partitions) >= count):
+                    raise ValueError("a partition out of range")
         except Exception:
             self._send_one_by_one(topic, records)
             return
@@ -81,7 +83,9 @@ class Sink(Processor):
             try:
                 dump_key(record.key), dump_value(record.value)
                 if partitioner is not None:
-                    partitioner(record.key, record.value, count)
+                    partition = partitioner(record.key, record.value, count)
+                    if not 0 <= partition < count:
+                        raise ValueError(f"partitioner chose partition {partition} of {topic}, which has {count}")
             except Exception as error:
                 self.context.record_error(self.name, record, error)
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamer.errors import SerializationError
+from streamer.errors import DeserializationError
 from streamer.processors.api import Processor
 from streamer.record import Record
 from streamer.serde import Serde, deserialize_many
@@ -15,7 +15,7 @@ class Source(Processor):
 
     The whole batch is deserialized column by column; only if that raises is it
     redone message by message, so that a message that fails goes to the error handler
-    as a ``SerializationError`` and the rest of the batch is unaffected.
+    as a ``DeserializationError`` and the rest of the batch is unaffected.
     """
 
     def __init__(self, name: str, key_serde: Serde, value_serde: Serde) -> None:
@@ -39,7 +39,7 @@ class Source(Processor):
             try:
                 key, value = load_key(message.key), load_value(message.value)
             except Exception as error:
-                wrapped = SerializationError(f"cannot deserialize message at offset {message.offset}: {error!r}")
+                wrapped = DeserializationError(f"cannot deserialize message at offset {message.offset}: {error!r}")
                 self.context.record_error(self.name, message, wrapped)
                 continue
             out.append(Record(key, value, message.timestamp, message.headers, message.offset))

@@ -7,6 +7,8 @@ goes on as configured.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from typing import Any, Callable
 
 from streamer.processors.api import Processor
@@ -99,16 +101,15 @@ class FlatMap(FunctionProcessor):
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
-        emit = out.append
         mapper = self.function
         for record in records:
             try:
-                pairs = list(mapper(record.key, record.value))
-            except Exception as error:
+                produced = [Record(key, value, record.timestamp, record.headers, record.offset)
+                            for key, value in mapper(record.key, record.value)]
+            except Exception as error:  # includes a mapper that yields something other than pairs
                 self.context.record_error(self.name, record, error)
                 continue
-            for key, value in pairs:
-                emit(Record(key, value, record.timestamp, record.headers, record.offset))
+            out.extend(produced)
         return out
 
 
@@ -161,16 +162,22 @@ class Split(Processor):
     """Sends each record to the first branch whose predicate holds, else to the default branch.
 
     Children are the branches in declaration order, then the default branch if there is one.
+    Predicates may be ``async def``; then each predicate is awaited for the records still
+    unrouted, concurrently within the batch.
     """
 
     routes = True
 
-    def __init__(self, name: str, predicates: list[Callable[[Any, Any], Any]], has_default: bool) -> None:
+    def __init__(self, name: str, predicates: list[Callable[[Any, Any], Any]], has_default: bool,
+                 is_async: bool = False) -> None:
         super().__init__(name)
         self.predicates = predicates
         self.has_default = has_default
+        self.is_async = is_async
 
-    def process(self, records: list[Record]) -> list[list[Record]]:
+    def process(self, records: list[Record]) -> Any:
+        if self.is_async:
+            return self._route_async(records)
         outputs: list[list[Record]] = [[] for _ in range(len(self.predicates) + self.has_default)]
         numbered = list(enumerate(self.predicates))
         for record in records:
@@ -185,3 +192,26 @@ class Split(Processor):
             except Exception as error:
                 self.context.record_error(self.name, record, error)
         return outputs
+
+    async def _route_async(self, records: list[Record]) -> list[list[Record]]:
+        outputs: list[list[Record]] = [[] for _ in range(len(self.predicates) + self.has_default)]
+        unrouted = records
+        for index, predicate in enumerate(self.predicates):
+            results = await asyncio.gather(*(_maybe_await(predicate, r) for r in unrouted), return_exceptions=True)
+            remaining = []
+            for record, result in zip(unrouted, results):
+                if isinstance(result, Exception):
+                    self.context.record_error(self.name, record, result)
+                elif result:
+                    outputs[index].append(record)
+                else:
+                    remaining.append(record)
+            unrouted = remaining
+        if self.has_default:
+            outputs[-1].extend(unrouted)
+        return outputs
+
+
+async def _maybe_await(predicate: Callable[[Any, Any], Any], record: Record) -> Any:
+    result = predicate(record.key, record.value)
+    return await result if inspect.isawaitable(result) else result

@@ -11,7 +11,7 @@ import logging
 import traceback
 from typing import Any, Callable
 
-from streamer.errors import ProcessingError, SerializationError
+from streamer.errors import DeserializationError, ProcessingError
 
 log = logging.getLogger("streamer.errors")
 
@@ -38,7 +38,7 @@ class ErrorHandler:
 
     def handle(self, processor: str, record: Any, error: BaseException, source: tuple[str, int],
                raw_input: Callable[[int], Any]) -> None:
-        is_serde = isinstance(error, SerializationError)
+        is_serde = isinstance(error, DeserializationError)
         policy = self.policies[is_serde]
         topic, partition = source
         where = f"task {self.task_id}, processor {processor}, input {topic}[{partition}]@{record.offset}"

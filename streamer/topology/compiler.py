@@ -82,7 +82,8 @@ def _factory(graph: LogicalGraph, node: LogicalNode) -> tuple[Factory, str]:
         )
         return factory, ""
     if node.op == "split":
-        return partial(Split, node.name, p["predicates"], p["has_default"]), f"{len(p['predicates'])} branches"
+        detail = f"{len(p['predicates'])} branches" + (", async" if p["is_async"] else "")
+        return partial(Split, node.name, p["predicates"], p["has_default"], p["is_async"]), detail
     if node.op in ("merge", "branch"):
         return partial(PassThrough, node.name), ""
     stateful = stateful_factory(graph, node)
