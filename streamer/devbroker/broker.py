@@ -148,7 +148,7 @@ class DevBroker:
 
         Blocks; from async code call it as ``await asyncio.to_thread(broker.restart_node, i)``.
         """
-        self.stop_node(i)
+        self.stop_node(i)  # also checks that the broker was started
         self._procs[i] = self._launch(self._spec(i))
         self._wait_ready({i}, time.monotonic() + timeout)
 
@@ -167,12 +167,16 @@ class DevBroker:
     # ---- internals --------------------------------------------------------------------
 
     def _spec(self, i: int) -> NodeSpec:
+        if not self._specs:
+            raise DevBrokerError("the dev broker has not been started")
         if not 0 <= i < len(self._specs):
             raise DevBrokerError(f"no node {i}: this dev broker has nodes 0..{len(self._specs) - 1}")
         return self._specs[i]
 
     def _proc(self, i: int) -> NodeProcess | None:
         self._spec(i)
+        if not self._procs:
+            raise DevBrokerError("the dev broker is not running (start() it first)")
         return self._procs[i]
 
     def _prepare_dir(self) -> None:

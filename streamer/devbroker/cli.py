@@ -21,8 +21,7 @@ from types import FrameType
 
 from streamer.devbroker import probe
 from streamer.devbroker.broker import DevBroker
-from streamer.devbroker.errors import DevBrokerError
-from streamer.devbroker.jars import KAFKA_VERSION, ensure_jars
+from streamer.devbroker.jars import KAFKA_VERSION, ensure_jars, jars_present
 from streamer.devbroker.process import tail
 from streamer.devbroker.state import BrokerState, clear_state, is_supervisor, read_state, supervisor_log_path, write_state
 from streamer.errors import StreamerError
@@ -62,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "fetch":
+            if not jars_present(args.version):
+                print(f"fetching the Apache Kafka {args.version} jars from Maven Central (once) ...",
+                      file=sys.stderr, flush=True)
             print(ensure_jars(args.version))
             return 0
         if args.command == "start":
@@ -188,5 +190,3 @@ def _status() -> int:
           f"  data: {state.data_dir}\n  log:  {state.log}")
     return 0 if answering else 1
 
-
-__all__ = ["main", "DevBrokerError"]

@@ -78,6 +78,8 @@ def _download(version: str, libs: Path) -> None:
         raise JarFetchError(
             "Maven ('mvn') is not on PATH; install Maven (and a JDK 17+) to fetch the Kafka jars"
         )
+    for stale in libs.parent.glob("libs-*"):  # staging dirs of runs killed mid-download (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
     try:
         pom = staging / "pom.xml"
