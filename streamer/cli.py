@@ -23,6 +23,7 @@ _FLAGS = (
     "processing_guarantee",
     "commit_interval_ms",
     "state_dir",
+    "state_store",
     "deserialization_error_handler",
     "processing_error_handler",
     "dead_letter_topic",

@@ -12,6 +12,7 @@ from streamer.errors import ConfigError
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 ErrorHandling = Literal["fail", "log_and_continue", "dead_letter"]
+StoreKind = Literal["rocksdb", "memory"]
 
 ENV_PREFIX = "STREAMER_"
 APP_SETTING_PREFIX = "STREAMER_APP_"
@@ -32,6 +33,8 @@ class StreamerConfig:
     #: None: 5000 ms under at-least-once, 100 ms under exactly-once.
     commit_interval_ms: int | None = None
     state_dir: str = "/tmp/streamer-state"
+    #: Where stores keep their data: "rocksdb" on disk, or "memory" (rebuilt from the changelog at every start).
+    state_store: StoreKind = "rocksdb"
     #: Most records one fetch hands to tasks.
     max_poll_records: int = 10_000
     #: Pause a partition's fetching while its task has this many records queued.
@@ -62,6 +65,8 @@ class StreamerConfig:
             raise ConfigError(
                 f"processing_guarantee must be one of {_GUARANTEES}, not {self.processing_guarantee!r}"
             )
+        if self.state_store not in ("rocksdb", "memory"):
+            raise ConfigError(f"state_store must be 'rocksdb' or 'memory', not {self.state_store!r}")
         for name in ("deserialization_error_handler", "processing_error_handler"):
             if getattr(self, name) not in _HANDLERS:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")

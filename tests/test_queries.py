@@ -40,3 +40,22 @@ async def test_a_running_worker_serves_its_store(kafka_bootstrap, new_topic, tmp
     finally:
         worker.stop()
         await running
+
+
+async def test_memory_stores_give_the_same_counts(kafka_bootstrap, new_topic, tmp_path, monkeypatch) -> None:
+    source = await new_topic("memory-lines", partitions=2)
+    output = await new_topic("memory-counts", partitions=2)
+    monkeypatch.setenv("STREAMER_APP_INPUT", source)
+    monkeypatch.setenv("STREAMER_APP_OUTPUT", output)
+    await produce(kafka_bootstrap, source, [(None, b"a b a")] * 50)
+    config = StreamerConfig(application_id=f"memory-{uuid.uuid4().hex[:8]}", bootstrap_servers=kafka_bootstrap,
+                            state_dir=str(tmp_path), state_store="memory", commit_interval_ms=200)
+    worker = Worker(build().build(), config)
+    running = asyncio.create_task(worker.run())
+    try:
+        await consume_all(kafka_bootstrap, output, 150, timeout=60)
+        assert worker.store("word-counts").all() == {"a": 100, "b": 50}
+    finally:
+        worker.stop()
+        await running
+    assert not any(tmp_path.rglob("*.sst")) and not any(tmp_path.rglob("CURRENT"))

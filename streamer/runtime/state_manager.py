@@ -33,7 +33,7 @@ class StateManager:
         changelogs: dict[str, str] = {}
         for spec in subtopology.stores:
             try:
-                store = open_store("rocksdb", task_dir, spec.name)
+                store = open_store(self.config.state_store, task_dir, spec.name)
             except Exception as error:
                 raise StateStoreError(
                     f"cannot open store {spec.name} in {task_dir}: {error}. Is another worker using the "
