@@ -34,7 +34,7 @@ async def produce(bootstrap: str, topic: str, records: Sequence[Row], *, acks: i
         for row in records:
             key, value = row[0], row[1]
             if len(row) > 2:
-                partition = row[2]  # type: ignore[misc]
+                partition = row[2]
             elif key is not None:
                 partition = default_partition(key, len(partitions))
             else:
@@ -120,7 +120,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float = 1
 
     async def known() -> set[int] | None:
         cluster = await consumer._client.fetch_all_metadata()
-        return cluster.partitions_for_topic(topic)
+        found: set[int] | None = cluster.partitions_for_topic(topic)
+        return found
 
     ids = await wait_for(known, timeout=timeout, interval=0.1, message=f"topic {topic!r} in the metadata")
     return [TopicPartition(topic, p) for p in sorted(ids)]

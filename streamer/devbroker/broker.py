@@ -14,13 +14,29 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from streamer.devbroker import probe
-from streamer.devbroker.config import NodeSpec, free_port, port_is_free, random_cluster_id, server_properties, write_properties
+from streamer.devbroker.config import (
+    NodeSpec,
+    free_port,
+    port_is_free,
+    random_cluster_id,
+    server_properties,
+    write_properties,
+)
 from streamer.devbroker.errors import BrokerStartError, DevBrokerError
 from streamer.devbroker.jars import KAFKA_VERSION, ensure_jars
-from streamer.devbroker.process import (NodeProcess, Watchdog, find_java, last_error, log4j_config, start_format, tail,
-                                       wait_format)
+from streamer.devbroker.process import (
+    NodeProcess,
+    Watchdog,
+    find_java,
+    last_error,
+    log4j_config,
+    start_format,
+    tail,
+    wait_format,
+)
 
 _STATE_FILE = "cluster.json"
 _POLL_S = 0.2
@@ -152,7 +168,7 @@ class DevBroker:
         self._procs[i] = self._launch(self._spec(i))
         self._wait_ready({i}, time.monotonic() + timeout)
 
-    def __enter__(self) -> DevBroker:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -228,11 +244,12 @@ class DevBroker:
 
     def _client_ports(self, fresh: bool) -> list[int]:
         if self._fixed_port:
-            ports = [self._fixed_port + i for i in range(self.nodes)]
-            busy = [p for p in ports if not port_is_free(p)]
+            wanted = [self._fixed_port + i for i in range(self.nodes)]
+            busy = [p for p in wanted if not port_is_free(p)]
             if busy:
-                raise BrokerStartError(f"port(s) {busy} on 127.0.0.1 are in use; pick another --port or stop what uses them")
-            return ports
+                raise BrokerStartError(f"port(s) {busy} on 127.0.0.1 are in use; "
+                                       f"pick another --port or stop what uses them")
+            return wanted
         saved = self._read_state().get("client_ports") if self._given_dir is not None else None
         if not fresh and isinstance(saved, list) and all(port_is_free(int(p)) for p in saved):
             return [int(p) for p in saved]  # a kept data dir keeps its address when it can

@@ -23,7 +23,14 @@ from streamer.devbroker import probe
 from streamer.devbroker.broker import DevBroker
 from streamer.devbroker.jars import KAFKA_VERSION, ensure_jars, jars_present
 from streamer.devbroker.process import tail
-from streamer.devbroker.state import BrokerState, clear_state, is_supervisor, read_state, supervisor_log_path, write_state
+from streamer.devbroker.state import (
+    BrokerState,
+    clear_state,
+    is_supervisor,
+    read_state,
+    supervisor_log_path,
+    write_state,
+)
 from streamer.errors import StreamerError
 
 DEFAULT_PORT = 9092

@@ -68,7 +68,8 @@ class NodeSpec:
         return self.directory / "broker.log"
 
 
-def server_properties(node: NodeSpec, voters: list[NodeSpec], overrides: dict[str, str] | None = None) -> dict[str, str]:
+def server_properties(node: NodeSpec, voters: list[NodeSpec],
+                      overrides: dict[str, str] | None = None) -> dict[str, str]:
     """The broker settings of ``node`` in a cluster whose controllers are ``voters``."""
     replication = str(min(3, len(voters)))
     min_isr = "2" if len(voters) >= 3 else "1"

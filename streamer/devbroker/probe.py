@@ -55,6 +55,6 @@ def answers(bootstrap: str, expected_ids: set[int]) -> bool:
     """True when a metadata request via ``bootstrap`` succeeds and lists every id in ``expected_ids``."""
     try:
         ids = run_sync(lambda: live_broker_ids(bootstrap))
-    except (KafkaError, OSError, asyncio.TimeoutError):  # any of these just means "not ready yet"
+    except (TimeoutError, KafkaError, OSError):  # any of these just means "not ready yet"
         return False
     return expected_ids <= ids
