@@ -1,0 +1,62 @@
+"""The app the chaos test kills: an echo and two running aggregates, one behind a repartition topic.
+
+    input (key: "kNN", value: {"k": key, "s": seq, "v": int})
+      --> echo             the input bytes unchanged (same key, so same partition)
+      --> agg-direct       per key {count, sum, min, max, seq}, every update
+      --> group_by(value["k"]) --> <app>-chaos-by-key-repartition
+          --> agg-repart   the same aggregate, computed after the repartition
+
+``seq`` in an update names the input it folded in, so the verifier can line the k-th
+update up with the k-th input of the key. The echo's sub-topology also writes the
+repartition topic, so one transaction covers echo, changelog, repartition records and
+input offsets; the aggregate after the repartition has transactions of its own.
+
+Topic names come from app settings ``input``, ``echo``, ``agg_direct`` and ``agg_repart``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streamer import StreamsBuilder, app_setting
+from tests.chaos.generator import fold
+
+#: Store names: their changelogs are ``<application.id>-<store>-changelog``.
+DIRECT_STORE = "chaos-agg-direct"
+REPART_STORE = "chaos-agg-repart"
+REPARTITION_NAME = "chaos-by-key"
+
+
+def initial() -> dict[str, Any]:
+    return {"count": 0, "sum": 0, "min": None, "max": None, "seq": -1}
+
+
+def add(_key: str, record: dict[str, Any], aggregate: dict[str, Any]) -> dict[str, Any]:
+    return fold(aggregate, record["s"], record["v"])
+
+
+def build() -> StreamsBuilder:
+    builder = StreamsBuilder()
+    source = builder.stream(app_setting("input", "chaos-input"), key_serde="str", value_serde="bytes",
+                            name="chaos-source")
+    source.to(app_setting("echo", "chaos-echo"), name="to-echo")
+    parsed = source.map_values(orjson.loads, name="parse")
+    (
+        parsed.group_by_key(value_serde="json")
+        .aggregate(initial, add, DIRECT_STORE)
+        .to_stream(name="direct-updates")
+        .to(app_setting("agg_direct", "chaos-agg-direct"), value_serde="json", name="to-agg-direct")
+    )
+    (
+        parsed.group_by(lambda _key, record: record["k"], key_serde="str", value_serde="json",
+                        name=REPARTITION_NAME)
+        .aggregate(initial, add, REPART_STORE)
+        .to_stream(name="repart-updates")
+        .to(app_setting("agg_repart", "chaos-agg-repart"), value_serde="json", name="to-agg-repart")
+    )
+    return builder
+
+
+topology = build().build()

@@ -1,0 +1,449 @@
+"""Run the chaos test: kill -9 workers of tests.chaos.app while input flows, then verify.
+
+    .venv/bin/python -m tests.chaos.run [--guarantee exactly_once|at_least_once|both]
+        [--records 100000] [--kills 10] [--workers 3] [--keys 20] [--bootstrap HOST:PORT]
+
+Without --bootstrap a dev broker is started for the run and stopped after it. Each run
+gets its own application id and topics, so runs never see each other's data. The exit
+code is 0 only if every run passed its verifier and no worker died on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.chaos.generator import InputWriter, generate_input
+from tests.chaos.verifier import GUARANTEES, KINDS, ChaosTopics, Report, internal_topics, topic_partitions, verify
+from tests.workers import WorkerProcess, assigned_tasks
+
+APP = "tests.chaos.app:topology"
+#: Log lines worth counting in the workers' logs after a run (what the runtime went through).
+LOG_EVENTS = {
+    "tracebacks": re.compile(r"^Traceback", re.M),
+    "errors": re.compile(r" ERROR "),
+    "failed transactions": re.compile(r"transaction of task \S+ failed"),
+    "fenced": re.compile(r"fenced by a newer owner"),
+    "restores": re.compile(r"restored", re.I),
+}
+
+
+@dataclass
+class ChaosOptions:
+    """What one run does; the defaults are the long form."""
+
+    records: int = 100_000
+    kills: int = 10
+    workers: int = 3
+    keys: int = 20
+    seed: int = 1
+    partitions: int = 6
+    #: Input records per second: sets how long input flows, and so how far apart the kills are.
+    rate: float = 2_000.0
+    #: Share of restarts that start from an empty state directory (restore from the changelogs).
+    wipe_share: float = 0.3
+    #: Longest pause between a kill and the restart.
+    max_restart_delay_s: float = 2.0
+    drain_timeout_s: float = 300.0
+    commit_interval_ms: int = 200
+    keep_topics: bool = False
+    quiet: bool = False
+    log_dir: Path | None = None
+
+
+@dataclass
+class KillEvent:
+    at_s: float
+    worker: str
+    pid: int
+    acked: int
+    wiped: bool
+
+
+@dataclass
+class ChaosResult:
+    """A run: its verifier report plus what happened to the workers on the way."""
+
+    guarantee: str
+    options: ChaosOptions
+    application_id: str
+    report: Report
+    kills: list[KillEvent]
+    duration_s: float
+    generate_s: float
+    drain_s: float
+    unexpected_exits: list[str]
+    bad_shutdowns: list[str]
+    log_events: dict[str, int]
+    log_dir: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and not self.unexpected_exits and not self.bad_shutdowns
+
+    def format(self) -> str:
+        wiped = sum(kill.wiped for kill in self.kills)
+        lines = [
+            f"== {self.guarantee}: {self.options.records} records, {len(self.kills)} kills "
+            f"({wiped} with the state dir wiped), {self.options.workers} workers, "
+            f"{self.duration_s:.1f}s (input {self.generate_s:.1f}s, drain {self.drain_s:.1f}s)",
+            "  worker logs: " + str(self.log_dir),
+            "  in the logs: " + ", ".join(f"{name} {count}" for name, count in self.log_events.items()),
+        ]
+        lines += [f"  worker died on its own: {line}" for line in self.unexpected_exits]
+        lines += [f"  unclean shutdown: {line}" for line in self.bad_shutdowns]
+        lines.append(self.report.format())
+        lines.append(f"  RUN: {'PASS' if self.ok else 'FAIL'}")
+        return "\n".join(lines)
+
+
+class Chaos:
+    """One run against one broker: topics, workers, input, kills, drain, verification."""
+
+    def __init__(self, bootstrap: str, guarantee: str, options: ChaosOptions) -> None:
+        if guarantee not in GUARANTEES:
+            raise ValueError(f"guarantee must be one of {GUARANTEES}, not {guarantee!r}")
+        self.bootstrap = bootstrap
+        self.guarantee = guarantee
+        self.options = options
+        short = "eos" if guarantee == "exactly_once" else "alos"
+        self.application_id = f"chaos-{short}-{uuid.uuid4().hex[:8]}"
+        self.topics = ChaosTopics(*(f"{self.application_id}.{name}" for name in
+                                    ("input", "echo", "agg-direct", "agg-repart")))
+        self.dir = Path(options.log_dir or tempfile.mkdtemp(prefix="streamer-chaos-")) / self.application_id
+        self.rng = random.Random(options.seed * 7919 + len(guarantee))
+        self.workers: list[WorkerProcess] = []
+        self.retired: list[WorkerProcess] = []
+        self.kills: list[KillEvent] = []
+        self.unexpected_exits: list[str] = []
+        self._killed: set[str] = set()
+        self.started = time.monotonic()
+        self._restarts = 0
+
+    def say(self, text: str) -> None:
+        if not self.options.quiet:
+            print(f"[{self.guarantee} {time.monotonic() - self.started:7.1f}s] {text}", flush=True)
+
+    async def run(self) -> ChaosResult:
+        options = self.options
+        records = generate_input(options.seed, options.records, options.keys)
+        base_timestamp = int(time.time() * 1000)
+        await self._create_topics()
+        self.say(f"application {self.application_id}, topics {self.topics.input} ... ({options.partitions} partitions)")
+        try:
+            for index in range(options.workers):
+                self.workers.append(self._worker(f"w{index}", self.dir / f"state-w{index}").start())
+            await asyncio.gather(*(w.wait_for_log("assigned tasks", timeout=90) for w in self.workers))
+            await _wait_until(self._group_settled, timeout=90, what="the workers to share all tasks")
+            self.say(f"{options.workers} workers joined; writing {options.records} records at {options.rate:.0f}/s")
+
+            writer = InputWriter(self.bootstrap, self.topics.input, records, options.partitions,
+                                 rate=options.rate, base_timestamp_ms=base_timestamp)
+            input_started = time.monotonic()
+            writing = asyncio.create_task(writer.run(), name="chaos-generator")
+            supervising = asyncio.create_task(self._supervise(), name="chaos-supervisor")
+            try:
+                await self._kill_while_writing(writer, writing)
+                await writing
+                generate_s = time.monotonic() - input_started
+                self.say(f"input written in {generate_s:.1f}s; draining")
+                drain_started = time.monotonic()
+                await self._drain()
+                drain_s = time.monotonic() - drain_started
+            finally:
+                supervising.cancel()
+                writing.cancel()
+                await asyncio.gather(supervising, writing, return_exceptions=True)
+            self.say(f"drained in {drain_s:.1f}s; stopping workers")
+            bad_shutdowns = await self._stop_workers()
+            report = await verify(self.bootstrap, self.application_id, self.topics, self.guarantee,
+                                  seed=options.seed, records=options.records, keys=options.keys,
+                                  base_timestamp_ms=base_timestamp)
+        finally:
+            for worker in self.workers:
+                worker.kill()
+            if not options.keep_topics:
+                await self._delete_topics()
+        for worker in self.workers + self.retired:
+            shutil.rmtree(worker.state_dir, ignore_errors=True)
+        return ChaosResult(self.guarantee, options, self.application_id, report, self.kills,
+                           time.monotonic() - self.started, generate_s, drain_s, self.unexpected_exits,
+                           bad_shutdowns, self._log_events(), self.dir)
+
+    def _group_settled(self) -> bool:
+        """Every worker holds tasks and no task is held twice (by the workers' last assignment logs)."""
+        held = [assigned_tasks(w.log()) for w in self.workers]
+        every = [task for tasks in held for task in tasks]
+        return all(held) and len(every) == len(set(every)) == 2 * self.options.partitions
+
+    def _worker(self, name: str, state_dir: Path) -> WorkerProcess:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        worker = WorkerProcess(APP, self.bootstrap, self.application_id, guarantee=self.guarantee,
+                               state_dir=str(state_dir), app_settings=self.topics.app_settings(), name=name,
+                               extra_args=["--commit-interval-ms", str(self.options.commit_interval_ms)])
+        # Keep the logs of a run together (WorkerProcess would scatter them over /tmp).
+        worker.log_path.unlink(missing_ok=True)
+        worker.log_path = self.dir / f"{name}.log"
+        return worker
+
+    async def _create_topics(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-admin")
+        await admin.start()
+        try:
+            names = [self.topics.input, *self.topics.outputs]
+            await admin.create_topics([NewTopic(name, self.options.partitions, 1) for name in names])
+            deadline = time.monotonic() + 30
+            while True:
+                described = await admin.describe_topics(names)
+                if all(t["error_code"] == 0 and len(t["partitions"]) == self.options.partitions
+                       and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"topics {names} have no leaders after 30s: {described}")
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+
+    async def _delete_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-admin")
+        await admin.start()
+        try:
+            names = [self.topics.input, *self.topics.outputs, *await internal_topics(admin, self.application_id)]
+            await admin.delete_topics(names)
+        except Exception as error:  # cleanup only: a leftover topic hurts nobody
+            self.say(f"could not delete the run's topics: {error!r}")
+        finally:
+            await admin.close()
+
+    # -- chaos ---------------------------------------------------------------------------
+
+    async def _kill_while_writing(self, writer: InputWriter, writing: asyncio.Task[None]) -> None:
+        """Kill at evenly spaced points of the input's progress, so every kill hits flowing input."""
+        total = len(writer.records)
+        for number in range(1, self.options.kills + 1):
+            threshold = total * number // (self.options.kills + 1)
+            await _wait_until(lambda: writer.acked >= threshold or writing.done(), timeout=600,
+                              what=f"input to reach {threshold} records")
+            if writing.done():
+                writing.result()  # the generator failed: raise its error
+            await self._kill_one(writer.acked)
+
+    async def _kill_one(self, acked: int) -> None:
+        running = [w for w in self.workers if w.running]
+        if not running:
+            return
+        victim = self.rng.choice(running)
+        assert victim.process is not None
+        pid = victim.process.pid
+        self._killed.add(victim.name)
+        victim.kill()
+        wiped = self.rng.random() < self.options.wipe_share
+        self.kills.append(KillEvent(time.monotonic() - self.started, victim.name, pid, acked, wiped))
+        self.say(f"kill -9 {victim.name} (pid {pid}) at {acked} input records"
+                 f"{'; its state dir is wiped' if wiped else ''}")
+        # The pause is part of the chaos (restarts at different points of the rebalance), not a wait.
+        await asyncio.sleep(self.rng.uniform(0.0, self.options.max_restart_delay_s))
+        self._replace(victim, wiped)
+
+    def _replace(self, old: WorkerProcess, wipe: bool) -> WorkerProcess:
+        state_dir = Path(old.state_dir)
+        if wipe:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        self._restarts += 1
+        base = old.name.split(".")[0]
+        new = self._worker(f"{base}.{self._restarts}", state_dir).start()
+        self.workers[self.workers.index(old)] = new
+        self.retired.append(old)
+        return new
+
+    async def _supervise(self) -> None:
+        """A worker that exits without being killed is a finding: record it, and restart it to go on."""
+        while True:
+            for worker in list(self.workers):
+                if worker.name in self._killed:
+                    continue
+                if worker.process is not None and worker.process.poll() is not None:
+                    tail = worker.log()[-2000:].strip().splitlines()
+                    last = tail[-1] if tail else ""
+                    self.unexpected_exits.append(f"{worker.name} exit code {worker.process.returncode} "
+                                                 f"({worker.log_path}): {last}")
+                    self.say(f"{worker.name} died on its own with exit code {worker.process.returncode}; restarting")
+                    self._replace(worker, wipe=False)
+            await asyncio.sleep(0.2)
+
+    # -- the end -------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Wait until the group's committed offsets leave nothing to read in any topic it consumes."""
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-drain")
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    isolation_level="read_committed", client_id="chaos-drain")
+        await admin.start()
+        await consumer.start()
+        try:
+            sources = [self.topics.input] + [t for t in await internal_topics(admin, self.application_id)
+                                             if t.endswith("-repartition")]
+            partitions = await topic_partitions(self.bootstrap, sources)
+            last_report = 0.0
+            while True:
+                committed = await admin.list_consumer_group_offsets(self.application_id)
+                pending = await _unconsumed(consumer, partitions, committed)
+                if not pending:
+                    return
+                now = time.monotonic()
+                if now - last_report > 10:
+                    self.say(f"waiting for {len(pending)} partitions: {', '.join(sorted(pending))[:200]}")
+                    last_report = now
+                if now > deadline:
+                    raise AssertionError(f"not drained after {self.options.drain_timeout_s}s; unconsumed: {pending}")
+                await asyncio.sleep(0.5)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def _stop_workers(self) -> list[str]:
+        """SIGTERM every worker; each must shut down cleanly with exit code 0."""
+        codes = await asyncio.gather(*(w.stop(signal.SIGTERM, timeout=60) for w in self.workers),
+                                     return_exceptions=True)
+        return [f"{w.name} ({w.log_path}): {code!r}" for w, code in zip(self.workers, codes) if code != 0]
+
+    def _log_events(self) -> dict[str, int]:
+        text = "".join(w.log() for w in self.retired + self.workers if w.log_path.exists())
+        return {name: len(pattern.findall(text)) for name, pattern in LOG_EVENTS.items()}
+
+
+async def _unconsumed(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
+                      committed: dict[TopicPartition, object]) -> dict[str, int]:
+    """Partitions where a read_committed reader starting at the group's committed offset still finds records.
+
+    Comparing committed offsets with end offsets is not enough under exactly-once: the
+    commit marker after the last transaction takes an offset no record ever will.
+    """
+    ends = await consumer.end_offsets(partitions)
+    starts = {tp: getattr(committed.get(tp), "offset", -1) for tp in partitions}
+    starts = {tp: max(offset, 0) for tp, offset in starts.items()}
+    candidates = [tp for tp in partitions if starts[tp] < ends[tp]]
+    if not candidates:
+        return {}
+    consumer.assign(candidates)
+    for tp in candidates:
+        consumer.seek(tp, starts[tp])
+    pending: dict[str, int] = {}
+    open_ = set(candidates)
+    deadline = time.monotonic() + 30
+    while open_ and time.monotonic() < deadline:
+        batches = await consumer.getmany(*open_, timeout_ms=200, max_records=1_000)
+        for tp, messages in batches.items():
+            if messages:
+                pending[f"{tp.topic}:{tp.partition}"] = ends[tp] - starts[tp]
+                open_.discard(tp)
+        for tp in list(open_):
+            if await consumer.position(tp) >= ends[tp]:
+                open_.discard(tp)
+    for tp in open_:
+        pending[f"{tp.topic}:{tp.partition}"] = ends[tp] - starts[tp]
+    return pending
+
+
+async def _wait_until(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def run_chaos(bootstrap: str, guarantee: str, options: ChaosOptions) -> ChaosResult:
+    """One run; the Python entry point the pytest short form uses."""
+    return await Chaos(bootstrap, guarantee, options).run()
+
+
+def side_by_side(results: list[ChaosResult]) -> str:
+    """The guarantees' reports next to each other: what at-least-once lets through that exactly-once does not."""
+    names = [check.name for check in results[0].report.checks]
+    header = f"  {'check':<13}" + "".join(f"{r.guarantee + ' (dup/gap/infl/mis)':>38}" for r in results)
+    lines = ["== side by side", header]
+    for name in names:
+        cells = []
+        for result in results:
+            check = result.report.check(name)
+            tally = "/".join(str(getattr(check, kind)) for kind in KINDS)
+            cells.append(f"{tally + (' ok' if check.passed(result.guarantee) else ' FAIL'):>38}")
+        lines.append(f"  {name:<13}" + "".join(cells))
+    lines.append(f"  {'kills':<13}" + "".join(f"{len(r.kills):>38}" for r in results))
+    lines.append(f"  {'duration':<13}" + "".join(f"{r.duration_s:>37.1f}s" for r in results))
+    lines.append(f"  {'run':<13}" + "".join(f"{'PASS' if r.ok else 'FAIL':>38}" for r in results))
+    return "\n".join(lines)
+
+
+async def _main_async(bootstrap: str, guarantees: list[str], options: ChaosOptions) -> int:
+    results = []
+    for guarantee in guarantees:
+        result = await run_chaos(bootstrap, guarantee, options)
+        print(result.format(), flush=True)
+        results.append(result)
+    if len(results) > 1:
+        print(side_by_side(results))
+    return 0 if all(result.ok for result in results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = ChaosOptions()
+    parser.add_argument("--guarantee", choices=GUARANTEES + ("both",), default="both")
+    parser.add_argument("--records", type=int, default=defaults.records)
+    parser.add_argument("--kills", type=int, default=defaults.kills)
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--keys", type=int, default=defaults.keys)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--partitions", type=int, default=defaults.partitions, help="of the input and outputs")
+    parser.add_argument("--rate", type=float, default=defaults.rate, help="input records per second")
+    parser.add_argument("--wipe-share", type=float, default=defaults.wipe_share,
+                        help="share of restarts with an empty state dir")
+    parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s)
+    parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting a dev broker")
+    parser.add_argument("--log-dir", type=Path, default=None, help="where worker logs go (default: a temp dir)")
+    parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics for inspection")
+    args = parser.parse_args(argv)
+    if args.keys < 20:
+        parser.error("--keys must be at least 20")
+    if args.workers < 2:
+        parser.error("--workers must be at least 2, or there is nobody to take over from a killed worker")
+    options = ChaosOptions(records=args.records, kills=args.kills, workers=args.workers, keys=args.keys,
+                           seed=args.seed, partitions=args.partitions, rate=args.rate, wipe_share=args.wipe_share,
+                           drain_timeout_s=args.drain_timeout, keep_topics=args.keep_topics, log_dir=args.log_dir)
+    guarantees = list(GUARANTEES) if args.guarantee == "both" else [args.guarantee]
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        from streamer.devbroker import DevBroker
+
+        broker = DevBroker(nodes=1)
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+        print(f"dev broker at {bootstrap}", flush=True)
+    try:
+        return asyncio.run(_main_async(bootstrap, guarantees, options))
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
