@@ -212,7 +212,7 @@ def test_killing_the_owner_kills_the_jvm_and_removes_the_temp_dir(tmp_path: Path
     script = ("import json, sys\n"
               "from streamer.devbroker import DevBroker\n"
               "b = DevBroker(); b.start()\n"
-              "print(json.dumps({'dir': str(b.data_dir), 'pid': b._procs[0].pid}), flush=True)\n"
+              "print(json.dumps({'dir': str(b.data_dir), 'pid': b.node_pid(0)}), flush=True)\n"
               "sys.stdin.read()\n")
     owner = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              cwd=Path(__file__).resolve().parent.parent)

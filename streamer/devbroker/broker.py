@@ -106,6 +106,11 @@ class DevBroker:
         proc = self._procs[i] if 0 <= i < len(self._procs) else None
         return proc is not None and proc.running()
 
+    def node_pid(self, i: int) -> int | None:
+        """The pid of node ``i``'s JVM while it runs, else None."""
+        proc = self._procs[i] if 0 <= i < len(self._procs) else None
+        return proc.pid if proc is not None and proc.running() else None
+
     @property
     def running(self) -> bool:
         return any(self.node_running(i) for i in range(len(self._procs)))
