@@ -1,0 +1,57 @@
+"""The benchmark workloads as a Faust app (faust-streaming, run from its own virtualenv).
+
+    <bench-venvs>/faust/bin/python -m benchmarks.contenders.faust_app worker -l warning
+
+Faust's defaults, except the settings every contender gets: read from the earliest offset,
+the harness's commit interval and guarantee, RocksDB tables (rocksdict) in a state dir of
+its own, no web server. Each record is sent with ``await topic.send``, the documented way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from benchmarks.contenders.spec import COUNT_STORE, AppSpec, enrich, keep
+
+spec = AppSpec.from_env()
+app = faust.App(
+    spec.app_id,
+    broker=f"kafka://{spec.bootstrap}",
+    store="rocksdb://",
+    datadir=spec.state_dir,
+    processing_guarantee=spec.guarantee,
+    broker_commit_interval=spec.commit_interval_ms / 1000,
+    consumer_auto_offset_reset="earliest",
+    topic_partitions=spec.partitions,
+    topic_replication_factor=1,
+    key_serializer="raw",
+    value_serializer="json",
+    web_enabled=False,
+)
+source = app.topic(spec.input, key_serializer="raw", value_serializer="json")
+sink = app.topic(spec.output, key_serializer="raw", value_serializer="json")
+
+
+if spec.workload == "stateless":
+
+    @app.agent(source)
+    async def stateless(stream: AsyncIterator[Any]) -> None:
+        async for key, value in stream.items():  # type: ignore[attr-defined]
+            if keep(value):
+                await sink.send(key=key, value=enrich(value))
+
+else:
+    counts = app.Table(COUNT_STORE, default=int, partitions=spec.partitions)
+
+    @app.agent(source)
+    async def count(stream: AsyncIterator[Any]) -> None:
+        async for key, _value in stream.items():  # type: ignore[attr-defined]
+            counts[key] += 1
+            await sink.send(key=key, value=counts[key])
+
+
+if __name__ == "__main__":
+    app.main()

@@ -1,0 +1,123 @@
+"""Turning runs into the figures: medians per contender, workload and guarantee, a table, JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from benchmarks.measure import RunResult
+
+
+@dataclass
+class Row:
+    """One line of the table: a contender on a workload under a guarantee, over all its runs."""
+
+    contender: str
+    label: str
+    workload: str
+    guarantee: str
+    runs: int
+    runs_ok: int
+    records_per_s: float | None = None
+    vs_ceiling: float | None = None
+    streamer_over_this: float | None = None
+    peak_rss_mb: float | None = None
+    first_output_s: float | None = None
+    #: True when no run finished and records_per_s is the pace of runs that timed out.
+    partial: bool = False
+    problem: str = ""
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(results: list[RunResult], labels: dict[str, str]) -> list[Row]:
+    """Median figures of the successful runs, with the ratios the table shows."""
+    groups: dict[tuple[str, str, str], list[RunResult]] = {}
+    for result in results:
+        groups.setdefault((result.contender, result.workload, result.guarantee), []).append(result)
+    rows = []
+    for (contender, workload, guarantee), runs in groups.items():
+        ok = [r for r in runs if r.status == "ok"]
+        bad = [r for r in runs if r.status != "ok"]
+        partial = not ok and any(r.status == "timeout" for r in runs)
+        counted = ok or [r for r in runs if r.status == "timeout"]
+        rows.append(Row(
+            contender, labels.get(contender, contender), workload, guarantee, len(runs), len(ok),
+            records_per_s=_median([r.records_per_s for r in counted if r.records_per_s]),
+            peak_rss_mb=_median([r.peak_rss_mb for r in counted if r.peak_rss_mb]),
+            first_output_s=_median([r.first_output_s for r in counted if r.first_output_s is not None]),
+            partial=partial,
+            problem=f"{bad[0].status}: {bad[0].error}" if bad else "",
+        ))
+    rate = {(r.contender, r.workload, r.guarantee): r.records_per_s for r in rows}
+    for row in rows:
+        ceiling = rate.get(("ceiling", row.workload, row.guarantee))
+        ours = rate.get(("streamer", row.workload, row.guarantee))
+        if row.records_per_s and ceiling:
+            row.vs_ceiling = row.records_per_s / ceiling
+        if row.records_per_s and ours:
+            row.streamer_over_this = ours / row.records_per_s
+    return rows
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def _rate(row: Row) -> str:
+    if row.runs_ok:
+        return _fmt(row.records_per_s, ",.0f")
+    if row.partial and row.records_per_s:
+        return "~" + _fmt(row.records_per_s, ",.0f") + " (timeout)"
+    return row.problem.split(":")[0].upper() or "-"
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a fixed-width text table, grouped by workload and guarantee."""
+    header = ("contender", "workload", "guarantee", "records/s", "vs ceiling", "streamer/x", "peak RSS MB",
+              "1st out s", "runs ok")
+    lines = [header]
+    for row in sorted(rows, key=lambda r: (r.workload, r.guarantee, -(r.records_per_s or 0))):
+        lines.append((row.label, row.workload, row.guarantee,
+                      _rate(row),
+                      _fmt(row.vs_ceiling, ".2f"), _fmt(row.streamer_over_this, ".2f"),
+                      _fmt(row.peak_rss_mb, ",.0f"), _fmt(row.first_output_s, ".1f"),
+                      f"{row.runs_ok}/{row.runs}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    aligned = []
+    for line in lines:
+        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))]
+        aligned.append("  ".join(cells).rstrip())
+    aligned.insert(1, "  ".join("-" * w for w in widths))
+    if any(row.partial for row in rows):
+        aligned.append("~: no run finished in time; the pace until the timeout (outputs seen / elapsed)")
+    return "\n".join(aligned)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            info["cpu"] = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+        with open("/proc/meminfo") as handle:
+            info["memory_gb"] = round(int(handle.readline().split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30, check=False)
+        info["java"] = (java.stderr.splitlines() or [""])[0]
+    except (OSError, subprocess.TimeoutExpired):
+        info["java"] = None
+    return info
+
+
+def rows_json(rows: list[Row]) -> list[dict[str, Any]]:
+    return [asdict(row) for row in rows]

@@ -1,0 +1,78 @@
+"""The workloads: what each contender computes, how many outputs to wait for, how to check them.
+
+To add one (a windowed count, a stream-table join): subclass ``Workload``, register it in
+``WORKLOADS``, and give each contender app an entry point of the same name (streamer:
+a function in ``contenders/streamer_app.py``; the others branch on ``BENCH_WORKLOAD``).
+A contender that does not implement a workload leaves its name out of its ``workloads``
+in ``benchmarks/lineup.py`` and is reported as "not applicable", not failed.
+Extra inputs (the table side of a join) would be loaded by ``Workload.extra_inputs`` -
+a hook to add when the first workload needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from benchmarks.contenders.spec import keep
+from benchmarks.dataset import Dataset
+
+
+class Workload:
+    """One processing job, the same for every contender."""
+
+    name = ""
+    summary = ""
+
+    def expected_outputs(self, data: Dataset) -> int:
+        """How many output records a correct run produces (the harness waits for this many)."""
+        raise NotImplementedError
+
+    def check(self, data: Dataset, last: Mapping[bytes | None, bytes | None]) -> str | None:
+        """A problem with the outputs (``last``: the last value seen per key), or None if right."""
+        raise NotImplementedError
+
+
+class Stateless(Workload):
+    name = "stateless"
+    summary = "parse JSON, keep amount % 4 != 0, add a field, write JSON"
+
+    def expected_outputs(self, data: Dataset) -> int:
+        return data.kept
+
+    def check(self, data: Dataset, last: Mapping[bytes | None, bytes | None]) -> str | None:
+        if set(last) != data.kept_keys:
+            return f"outputs cover {len(last)} keys, expected {len(data.kept_keys)}"
+        for key, raw in last.items():
+            value = orjson.loads(raw or b"null")
+            if not isinstance(value, dict) or value.get("flag") is not True or not keep(value):
+                return f"output for key {key!r} is not a kept, flagged record: {raw[:120]!r}"
+        return None
+
+
+class Count(Workload):
+    name = "count"
+    summary = "count per key in a persistent store with a changelog, emit every update"
+
+    def expected_outputs(self, data: Dataset) -> int:
+        return data.spec.records
+
+    def check(self, data: Dataset, last: Mapping[bytes | None, bytes | None]) -> str | None:
+        wrong = [key for key, count in data.key_counts.items() if _as_int(last.get(key)) != count]
+        if wrong:
+            key = wrong[0]
+            return (f"{len(wrong)} keys end with a wrong count, e.g. {key!r}: "
+                    f"{last.get(key)!r} instead of {data.key_counts[key]}")
+        return None
+
+
+def _as_int(raw: bytes | None) -> int | None:
+    try:
+        value = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, int) else None
+
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (Stateless(), Count())}
