@@ -46,11 +46,18 @@ def broker(bootstrap: str | None) -> Iterator[str]:
 
 
 async def create_topics(bootstrap: str, names: list[str]) -> None:
+    """Create the demo's topics and wait until every partition has a leader."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names if n not in existing])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            described = await admin.describe_topics(names)
+            if all(t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+                return
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 

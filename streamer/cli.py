@@ -42,8 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", help="print the compiled topology")
     describe.add_argument("app")
     describe.add_argument("--application-id", default=None, help="fill in internal topic names")
-    broker = commands.add_parser("dev-broker", help="fetch, start or stop the local development Kafka broker")
-    broker.add_argument("args", nargs=argparse.REMAINDER)
+    commands.add_parser("dev-broker", help="fetch, start or stop the local development Kafka broker (see --help)")
     return parser
 
 
@@ -97,12 +96,13 @@ async def _serve(worker: object) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["dev-broker"]:  # everything after it, --help included, is the dev broker's
+        from streamer.devbroker.cli import main as broker_main
+
+        return broker_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        if args.command == "dev-broker":
-            from streamer.devbroker.cli import main as broker_main
-
-            return broker_main(args.args)
         if args.command == "describe":
             from streamer.topology.describe import describe_topology
 
