@@ -7,7 +7,7 @@ from typing import Any, Callable
 from streamer.processors.api import Processor
 from streamer.processors.change import Change
 from streamer.record import Record
-from streamer.serde import Serde
+from streamer.serde import Serde, serialize_many
 
 Initializer = Callable[[], Any]
 Adder = Callable[[Any, Any, Any], Any]
@@ -42,29 +42,56 @@ class StreamAggregate(StoreProcessor):
         self.aggregator = aggregator
 
     def process(self, records: list[Record]) -> list[Record]:
+        """Aggregates live as objects for the batch and reach the store once per key, at its end.
+
+        Keys are told apart by their serialized bytes, the identity the store and the
+        changelog use (1, 1.0 and True are one Python dict key but three JSON keys).
+        """
         out: list[Record] = []
         emit = out.append
         store = self.store
-        dump_key, dump, load = self.key_serde.serialize, self.value_serde.serialize, self.value_serde.deserialize
+        load = self.value_serde.deserialize
         initializer, aggregator = self.initializer, self.aggregator
-        for record in records:
-            key, value = record.key, record.value
-            if key is None or value is None:
-                continue
-            try:
-                key_bytes = dump_key(key)
-                stored = store.get(key_bytes)
-                old = None if stored is None else load(stored)
-                if old is None and initializer is None:
-                    new = value  # reduce: the first value is the aggregate
-                else:
-                    new = aggregator(key, value, initializer() if old is None else old)
-                store.put(key_bytes, dump(new))
-            except Exception as error:
-                self.context.record_error(self.name, record, error)
-                continue
-            emit(Record(key, Change(new, old), record.timestamp, record.headers, record.offset))
+        current: dict[bytes, Any] = {}  # serialized key -> aggregate, for keys updated in this batch
+        try:
+            for record, encoded in zip(records, self._encoded_keys(records)):
+                value = record.value
+                if encoded is None or value is None:
+                    continue
+                try:
+                    if encoded in current:
+                        old = current[encoded]
+                    else:
+                        stored = store.get(encoded)
+                        old = None if stored is None else load(stored)
+                    if old is None and initializer is None:
+                        new = value  # reduce: the first value is the aggregate
+                    else:
+                        new = aggregator(record.key, value, initializer() if old is None else old)
+                except Exception as error:
+                    self.context.record_error(self.name, record, error)
+                    continue
+                current[encoded] = new
+                emit(Record(record.key, Change(new, old), record.timestamp, record.headers, record.offset))
+        finally:
+            dump = self.value_serde.serialize
+            for encoded, aggregate in current.items():
+                store.put(encoded, dump(aggregate))
         return out
+
+    def _encoded_keys(self, records: list[Record]) -> list[bytes | None]:
+        """Serialized keys (None for a None key, or one that failed and went to the error handler)."""
+        try:
+            return serialize_many(self.key_serde, [r.key for r in records])
+        except Exception:
+            return [self._encoded_key(record) for record in records]
+
+    def _encoded_key(self, record: Record) -> bytes | None:
+        try:
+            return self.key_serde.serialize(record.key)
+        except Exception as error:
+            self.context.record_error(self.name, record, error)
+            return None
 
 
 class TableAggregate(StoreProcessor):

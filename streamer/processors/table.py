@@ -92,7 +92,7 @@ class ToStream(Processor):
     """The stream of a table's updates: each record carries the key's new value (None = deleted)."""
 
     def process(self, records: list[Record]) -> list[Record]:
-        return [r.with_value(r.value.new) for r in records]
+        return [Record(r.key, r.value.new, r.timestamp, r.headers, r.offset) for r in records]
 
 
 class TableGroupBy(Processor):
