@@ -20,6 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
+from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.queries import LocalStoreView
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.task import StreamTask
@@ -79,6 +80,7 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
+        tune_for_throughput()
         try:
             await self._start()
             self.started.set()
