@@ -103,7 +103,8 @@ class InputWriter:
     """Writes ``records`` to ``topic`` at ``rate`` records/s with an idempotent acks=all producer.
 
     ``acked`` counts the records the broker confirmed, so the runner can time its kills
-    against the progress of the input.
+    against the progress of the input. ``rate`` may be changed while it runs: the runner
+    slows the input down so that it still flows when the last kill comes.
     """
 
     def __init__(self, bootstrap: str, topic: str, records: list[InputRecord], partitions: int, *,
@@ -123,22 +124,30 @@ class InputWriter:
     def done(self) -> bool:
         return self.acked == len(self.records)
 
+    @property
+    def remaining(self) -> int:
+        return len(self.records) - self.acked
+
     async def run(self) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
                                     linger_ms=5, request_timeout_ms=30_000, client_id="chaos-generator")
         await producer.start()
         try:
-            started = time.monotonic()
             sent = 0
+            credit = 1.0
+            last = time.monotonic()
             while sent < len(self.records):
-                due = min(len(self.records), int((time.monotonic() - started) * self.rate) + 1)
+                now = time.monotonic()
+                credit += (now - last) * self.rate  # whole records are sent, fractions carry over
+                last = now
+                due = min(len(self.records), sent + int(credit))
+                credit -= due - sent
                 deliveries = [await self._send(producer, record) for record in self.records[sent:due]]
-                sent = max(sent, due)
+                sent = due
                 if deliveries:
                     await asyncio.gather(*deliveries)
                     self.acked = sent
-                # Pacing only: the rate is what spreads the input over the kills.
-                await asyncio.sleep(max(0.0, started + sent / self.rate - time.monotonic()))
+                await asyncio.sleep(self.tick_s)  # pacing only: the rate spreads the input over the kills
         finally:
             await producer.stop()
 

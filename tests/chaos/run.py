@@ -51,8 +51,16 @@ class ChaosOptions:
     keys: int = 20
     seed: int = 1
     partitions: int = 6
-    #: Input records per second: sets how long input flows, and so how far apart the kills are.
+    #: Highest input rate (records/s); the runner lowers it so that input flows until the last kill.
     rate: float = 2_000.0
+    #: Share of kills that hit the group while it still recovers from the previous one.
+    early_kill_share: float = 0.2
+    #: Records the group must commit after settling before a "processing" kill.
+    progress_before_kill: int = 300
+    #: First guess of the time from one kill to the next (the session timeout is 6 s), for pacing.
+    cycle_estimate_s: float = 8.0
+    #: Seconds of input left to flow after the last kill.
+    tail_s: float = 5.0
     #: Share of restarts that start from an empty state directory (restore from the changelogs).
     wipe_share: float = 0.3
     #: Longest pause between a kill and the restart.
@@ -71,6 +79,8 @@ class KillEvent:
     pid: int
     acked: int
     wiped: bool
+    #: "processing" (the group was settled and committing) or "rebalancing" (still recovering).
+    when: str
 
 
 @dataclass
@@ -96,9 +106,10 @@ class ChaosResult:
 
     def format(self) -> str:
         wiped = sum(kill.wiped for kill in self.kills)
+        early = sum(kill.when == "rebalancing" for kill in self.kills)
         lines = [
             f"== {self.guarantee}: {self.options.records} records, {len(self.kills)} kills "
-            f"({wiped} with the state dir wiped), {self.options.workers} workers, "
+            f"({early} during a rebalance or restore, {wiped} with the state dir wiped), {self.options.workers} workers, "
             f"{self.duration_s:.1f}s (input {self.generate_s:.1f}s, drain {self.drain_s:.1f}s)",
             "  worker logs: " + str(self.log_dir),
             "  in the logs: " + ", ".join(f"{name} {count}" for name, count in self.log_events.items()),
@@ -132,6 +143,8 @@ class Chaos:
         self._killed: set[str] = set()
         self.started = time.monotonic()
         self._restarts = 0
+        self.admin: AIOKafkaAdminClient | None = None
+        self._newest: WorkerProcess | None = None
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -143,12 +156,14 @@ class Chaos:
         base_timestamp = int(time.time() * 1000)
         await self._create_topics()
         self.say(f"application {self.application_id}, topics {self.topics.input} ... ({options.partitions} partitions)")
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-runner")
+        await self.admin.start()
         try:
             for index in range(options.workers):
                 self.workers.append(self._worker(f"w{index}", self.dir / f"state-w{index}").start())
             await asyncio.gather(*(w.wait_for_log("assigned tasks", timeout=90) for w in self.workers))
             await _wait_until(self._group_settled, timeout=90, what="the workers to share all tasks")
-            self.say(f"{options.workers} workers joined; writing {options.records} records at {options.rate:.0f}/s")
+            self.say(f"{options.workers} workers joined; writing {options.records} records (at most {options.rate:.0f}/s)")
 
             writer = InputWriter(self.bootstrap, self.topics.input, records, options.partitions,
                                  rate=options.rate, base_timestamp_ms=base_timestamp)
@@ -175,6 +190,7 @@ class Chaos:
         finally:
             for worker in self.workers:
                 worker.kill()
+            await self.admin.close()
             if not options.keep_topics:
                 await self._delete_topics()
         for worker in self.workers + self.retired:
@@ -232,17 +248,63 @@ class Chaos:
     # -- chaos ---------------------------------------------------------------------------
 
     async def _kill_while_writing(self, writer: InputWriter, writing: asyncio.Task[None]) -> None:
-        """Kill at evenly spaced points of the input's progress, so every kill hits flowing input."""
-        total = len(writer.records)
-        for number in range(1, self.options.kills + 1):
-            threshold = total * number // (self.options.kills + 1)
-            await _wait_until(lambda: writer.acked >= threshold or writing.done(), timeout=600,
-                              what=f"input to reach {threshold} records")
-            if writing.done():
-                writing.result()  # the generator failed: raise its error
-            await self._kill_one(writer.acked)
+        """Kill ``kills`` times while the input flows.
 
-    async def _kill_one(self, acked: int) -> None:
+        Most kills wait until the group has settled again and is committing progress, so
+        they hit workers in the middle of processing (open transactions, unflushed output);
+        the others (``early_kill_share``) hit the group while it is still recovering from
+        the previous kill: during the rebalance or while the new worker restores. The input
+        is slowed down after each kill so that it still flows when the last one comes.
+        """
+        first_kill_at = 0.0
+        self._pace(writer, 0, self.options.cycle_estimate_s)
+        for number in range(1, self.options.kills + 1):
+            early = number > 1 and self.rng.random() < self.options.early_kill_share
+            if early:
+                await _wait_until(lambda: "assigned tasks" in self._newest_log() or writing.done(), timeout=120,
+                                  what="the restarted worker to join the group")
+                await asyncio.sleep(self.rng.uniform(0.0, 1.0))  # somewhere in the rebalance or restore
+            else:
+                await self._wait_until_processing(writing)
+            if writing.done():
+                writing.result()  # raises if the generator failed
+                self.say(f"the input ended before kill {number}: use more --records or a lower --rate")
+            await self._kill_one(writer.acked, "rebalancing" if early else "processing", writer.rate)
+            if number == 1:
+                first_kill_at = time.monotonic()
+                self._pace(writer, number, self.options.cycle_estimate_s)
+            else:
+                self._pace(writer, number, (time.monotonic() - first_kill_at) / (number - 1))
+
+    def _pace(self, writer: InputWriter, kills_done: int, seconds_per_kill: float) -> None:
+        """Spread the rest of the input over the remaining kills plus a tail, at most at ``rate``."""
+        seconds = (self.options.kills - kills_done) * seconds_per_kill + self.options.tail_s
+        writer.rate = max(20.0, min(self.options.rate, writer.remaining / seconds))
+
+    def _newest_log(self) -> str:
+        """The log of the worker started last (the one an early kill waits for)."""
+        newest = self._newest
+        return newest.log() if newest is not None and newest.log_path.exists() else ""
+
+    async def _wait_until_processing(self, writing: asyncio.Task[None]) -> None:
+        """The group settled and committed input since, so the workers are mid-processing."""
+        await _wait_until(lambda: self._group_settled() or writing.done(), timeout=180,
+                          what="the group to settle after a kill")
+        baseline = await self._committed_total()
+        wanted = baseline + self.options.progress_before_kill
+        deadline = time.monotonic() + 120
+        while not writing.done() and await self._committed_total() < wanted:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the group committed no progress in 120s after settling (at {baseline})")
+            await asyncio.sleep(0.1)
+
+    async def _committed_total(self) -> int:
+        """Offsets the group committed, summed over the input and repartition topics."""
+        assert self.admin is not None
+        offsets = await self.admin.list_consumer_group_offsets(self.application_id)
+        return sum(max(meta.offset, 0) for meta in offsets.values())
+
+    async def _kill_one(self, acked: int, when: str, rate: float) -> None:
         running = [w for w in self.workers if w.running]
         if not running:
             return
@@ -252,9 +314,9 @@ class Chaos:
         self._killed.add(victim.name)
         victim.kill()
         wiped = self.rng.random() < self.options.wipe_share
-        self.kills.append(KillEvent(time.monotonic() - self.started, victim.name, pid, acked, wiped))
-        self.say(f"kill -9 {victim.name} (pid {pid}) at {acked} input records"
-                 f"{'; its state dir is wiped' if wiped else ''}")
+        self.kills.append(KillEvent(time.monotonic() - self.started, victim.name, pid, acked, wiped, when))
+        self.say(f"kill -9 {victim.name} (pid {pid}) while {when}, at {acked} input records "
+                 f"(input at {rate:.0f}/s){'; its state dir is wiped' if wiped else ''}")
         # The pause is part of the chaos (restarts at different points of the rebalance), not a wait.
         await asyncio.sleep(self.rng.uniform(0.0, self.options.max_restart_delay_s))
         self._replace(victim, wiped)
@@ -267,6 +329,7 @@ class Chaos:
         base = old.name.split(".")[0]
         new = self._worker(f"{base}.{self._restarts}", state_dir).start()
         self.workers[self.workers.index(old)] = new
+        self._newest = new
         self.retired.append(old)
         return new
 
@@ -385,6 +448,7 @@ def side_by_side(results: list[ChaosResult]) -> str:
             tally = "/".join(str(getattr(check, kind)) for kind in KINDS)
             cells.append(f"{tally + (' ok' if check.passed(result.guarantee) else ' FAIL'):>38}")
         lines.append(f"  {name:<13}" + "".join(cells))
+    lines.append(f"  {'aborted echo':<13}" + "".join(f"{r.report.aborted_echo_records:>38}" for r in results))
     lines.append(f"  {'kills':<13}" + "".join(f"{len(r.kills):>38}" for r in results))
     lines.append(f"  {'duration':<13}" + "".join(f"{r.duration_s:>37.1f}s" for r in results))
     lines.append(f"  {'run':<13}" + "".join(f"{'PASS' if r.ok else 'FAIL':>38}" for r in results))
@@ -416,6 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=defaults.rate, help="input records per second")
     parser.add_argument("--wipe-share", type=float, default=defaults.wipe_share,
                         help="share of restarts with an empty state dir")
+    parser.add_argument("--early-kill-share", type=float, default=defaults.early_kill_share,
+                        help="share of kills that hit the group while it recovers from the previous kill")
+    parser.add_argument("--max-restart-delay", type=float, default=defaults.max_restart_delay_s,
+                        help="longest pause (s) between a kill and the restart")
+    parser.add_argument("--commit-interval-ms", type=int, default=defaults.commit_interval_ms)
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s)
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting a dev broker")
     parser.add_argument("--log-dir", type=Path, default=None, help="where worker logs go (default: a temp dir)")
@@ -427,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 2, or there is nobody to take over from a killed worker")
     options = ChaosOptions(records=args.records, kills=args.kills, workers=args.workers, keys=args.keys,
                            seed=args.seed, partitions=args.partitions, rate=args.rate, wipe_share=args.wipe_share,
+                           early_kill_share=args.early_kill_share, max_restart_delay_s=args.max_restart_delay, commit_interval_ms=args.commit_interval_ms,
                            drain_timeout_s=args.drain_timeout, keep_topics=args.keep_topics, log_dir=args.log_dir)
     guarantees = list(GUARANTEES) if args.guarantee == "both" else [args.guarantee]
     broker = None

@@ -104,6 +104,9 @@ class Report:
     records: int
     keys: int
     checks: list[Check] = field(default_factory=list)
+    #: Echo records only a read_uncommitted reader sees: written in transactions that were aborted,
+    #: which shows the kills did land inside open transactions.
+    aborted_echo_records: int = 0
 
     @property
     def ok(self) -> bool:
@@ -129,6 +132,9 @@ class Report:
                          f"{check.inflated:>10}{check.mismatches:>12}  {verdict}")
         for check in self.checks:
             lines += [f"    {check.name}: {example}" for example in check.examples]
+        if self.guarantee == "exactly_once":
+            lines.append(f"  echo records in aborted transactions (invisible to read_committed): "
+                         f"{self.aborted_echo_records}")
         lines.append(f"  RESULT: {'PASS' if self.ok else 'FAIL'}")
         return "\n".join(lines)
 
@@ -431,6 +437,9 @@ async def verify(bootstrap: str, application_id: str, topics: ChaosTopics, guara
     for store, topic in changelogs.items():
         finals.update({f"{store}-changelog/{key}": value for key, value in last_values(read[topic]).items()})
     report.checks.append(check_final(expected, finals))
+    uncommitted = await read_topics(bootstrap, [topics.echo], "read_uncommitted")
+    report.aborted_echo_records = (sum(len(m) for m in uncommitted[topics.echo].values())
+                                   - sum(len(m) for m in read[topics.echo].values()))
     return report
 
 
