@@ -91,14 +91,18 @@ def _explain(result: object) -> str:
 @pytest.mark.broker
 @pytest.mark.timeout(240)
 async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_path) -> None:
-    options = ChaosOptions(records=20_000, kills=3, rate=2_000, wipe_share=0.5, quiet=True, log_dir=tmp_path,
-                           drain_timeout_s=150)
+    # The kill plan follows from the seed: with seed 3 and these shares it has kills mid-processing,
+    # kills while the group still recovers from the last one, and kills of all workers at once.
+    options = ChaosOptions(records=20_000, kills=3, seed=3, wipe_share=0.5, early_kill_share=0.5,
+                           kill_all_share=0.34, quiet=True, log_dir=tmp_path, drain_timeout_s=150)
     result = await run_chaos(kafka_bootstrap, "exactly_once", options)
     print(result.format())
-    assert len(result.kills) == 3
     assert result.ok, _explain(result)
+    assert {k.when for k in result.kills} == {"processing", "rebalancing"}, _explain(result)
+    assert any("," in k.workers for k in result.kills), _explain(result)
     for name in ("echo", "agg-direct", "agg-repart"):
         assert result.report.check(name).checked == options.records, _explain(result)
+    assert result.report.aborted_echo_records > 0, "no kill landed inside a transaction: the run proved little"
 
 
 @pytest.mark.broker

@@ -53,6 +53,8 @@ class ChaosOptions:
     partitions: int = 6
     #: Highest input rate (records/s); the runner lowers it so that input flows until the last kill.
     rate: float = 2_000.0
+    #: Share of kills that kill every worker at once (a power cut rather than one lost process).
+    kill_all_share: float = 0.1
     #: Share of kills that hit the group while it still recovers from the previous one.
     early_kill_share: float = 0.2
     #: Records the group must commit after settling before a "processing" kill.
@@ -74,11 +76,13 @@ class ChaosOptions:
 
 @dataclass
 class KillEvent:
+    """One kill: the worker(s) it hit, when, and how many of their state dirs were wiped."""
+
     at_s: float
-    worker: str
-    pid: int
+    workers: str
+    pids: list[int]
     acked: int
-    wiped: bool
+    wiped: int
     #: "processing" (the group was settled and committing) or "rebalancing" (still recovering).
     when: str
 
@@ -107,9 +111,11 @@ class ChaosResult:
     def format(self) -> str:
         wiped = sum(kill.wiped for kill in self.kills)
         early = sum(kill.when == "rebalancing" for kill in self.kills)
+        everyone = sum("," in kill.workers for kill in self.kills)
         lines = [
             f"== {self.guarantee}: {self.options.records} records, {len(self.kills)} kills "
-            f"({early} during a rebalance or restore, {wiped} with the state dir wiped), {self.options.workers} workers, "
+            f"({everyone} of all workers at once, {early} during a rebalance or restore, {wiped} state dirs wiped), "
+            f"{self.options.workers} workers, "
             f"{self.duration_s:.1f}s (input {self.generate_s:.1f}s, drain {self.drain_s:.1f}s)",
             "  worker logs: " + str(self.log_dir),
             "  in the logs: " + ", ".join(f"{name} {count}" for name, count in self.log_events.items()),
@@ -269,7 +275,7 @@ class Chaos:
             if writing.done():
                 writing.result()  # raises if the generator failed
                 self.say(f"the input ended before kill {number}: use more --records or a lower --rate")
-            await self._kill_one(writer.acked, "rebalancing" if early else "processing", writer.rate)
+            await self._kill(writer.acked, "rebalancing" if early else "processing", writer.rate)
             if number == 1:
                 first_kill_at = time.monotonic()
                 self._pace(writer, number, self.options.cycle_estimate_s)
@@ -304,22 +310,27 @@ class Chaos:
         offsets = await self.admin.list_consumer_group_offsets(self.application_id)
         return sum(max(meta.offset, 0) for meta in offsets.values())
 
-    async def _kill_one(self, acked: int, when: str, rate: float) -> None:
+    async def _kill(self, acked: int, when: str, rate: float) -> None:
+        """SIGKILL one random worker, or in ``kill_all_share`` of the kills every worker at once."""
         running = [w for w in self.workers if w.running]
         if not running:
             return
-        victim = self.rng.choice(running)
-        assert victim.process is not None
-        pid = victim.process.pid
-        self._killed.add(victim.name)
-        victim.kill()
-        wiped = self.rng.random() < self.options.wipe_share
-        self.kills.append(KillEvent(time.monotonic() - self.started, victim.name, pid, acked, wiped, when))
-        self.say(f"kill -9 {victim.name} (pid {pid}) while {when}, at {acked} input records "
-                 f"(input at {rate:.0f}/s){'; its state dir is wiped' if wiped else ''}")
+        everyone = len(running) > 1 and self.rng.random() < self.options.kill_all_share
+        victims = running if everyone else [self.rng.choice(running)]
+        wiped: list[bool] = []
+        for victim in victims:
+            self._killed.add(victim.name)
+            victim.kill()
+            wiped.append(self.rng.random() < self.options.wipe_share)
+        pids = [v.process.pid for v in victims if v.process is not None]
+        names = ", ".join(v.name for v in victims)
+        self.kills.append(KillEvent(time.monotonic() - self.started, names, pids, acked, sum(wiped), when))
+        self.say(f"kill -9 {names} (pid {', '.join(map(str, pids))}) while {when}, at {acked} input records "
+                 f"(input at {rate:.0f}/s){f'; {sum(wiped)} state dir(s) wiped' if any(wiped) else ''}")
         # The pause is part of the chaos (restarts at different points of the rebalance), not a wait.
         await asyncio.sleep(self.rng.uniform(0.0, self.options.max_restart_delay_s))
-        self._replace(victim, wiped)
+        for victim, wipe in zip(victims, wiped):
+            self._replace(victim, wipe)
 
     def _replace(self, old: WorkerProcess, wipe: bool) -> WorkerProcess:
         state_dir = Path(old.state_dir)
@@ -480,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=defaults.rate, help="input records per second")
     parser.add_argument("--wipe-share", type=float, default=defaults.wipe_share,
                         help="share of restarts with an empty state dir")
+    parser.add_argument("--kill-all-share", type=float, default=defaults.kill_all_share,
+                        help="share of kills that kill every worker at once")
     parser.add_argument("--early-kill-share", type=float, default=defaults.early_kill_share,
                         help="share of kills that hit the group while it recovers from the previous kill")
     parser.add_argument("--max-restart-delay", type=float, default=defaults.max_restart_delay_s,
@@ -496,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 2, or there is nobody to take over from a killed worker")
     options = ChaosOptions(records=args.records, kills=args.kills, workers=args.workers, keys=args.keys,
                            seed=args.seed, partitions=args.partitions, rate=args.rate, wipe_share=args.wipe_share,
-                           early_kill_share=args.early_kill_share, max_restart_delay_s=args.max_restart_delay, commit_interval_ms=args.commit_interval_ms,
+                           kill_all_share=args.kill_all_share, early_kill_share=args.early_kill_share, max_restart_delay_s=args.max_restart_delay, commit_interval_ms=args.commit_interval_ms,
                            drain_timeout_s=args.drain_timeout, keep_topics=args.keep_topics, log_dir=args.log_dir)
     guarantees = list(GUARANTEES) if args.guarantee == "both" else [args.guarantee]
     broker = None
