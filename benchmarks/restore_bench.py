@@ -21,6 +21,7 @@ from typing import Iterator
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.restorer import Restorer
 from streamer.state import WriteCache, open_store
 
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--bootstrap", default=None, help="an existing broker instead of the dev broker")
     args = parser.parse_args()
+    tune_for_throughput()  # as the worker does before it restores anything
     with broker(args.bootstrap) as bootstrap:
         asyncio.run(measure(bootstrap, args.records, args.partitions))
 
