@@ -20,17 +20,28 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.chaos.generator import InputWriter, generate_input
-from tests.chaos.verifier import GUARANTEES, KINDS, ChaosTopics, Report, internal_topics, topic_partitions, verify
+from tests.chaos.verifier import (
+    GUARANTEES,
+    KINDS,
+    ChaosTopics,
+    Report,
+    internal_topics,
+    open_transactions,
+    topic_partitions,
+    verify,
+)
 from tests.workers import WorkerProcess, assigned_tasks
 
 APP = "tests.chaos.app:topology"
+#: The app's sub-topologies: one task per partition of each.
+SUBTOPOLOGIES = 2
 #: Log lines worth counting in the workers' logs after a run (what the runtime went through).
 LOG_EVENTS = {
     "tracebacks": re.compile(r"^Traceback", re.M),
@@ -85,6 +96,8 @@ class KillEvent:
     wiped: int
     #: "processing" (the group was settled and committing) or "rebalancing" (still recovering).
     when: str
+    #: Every worker was killed at once.
+    everyone: bool
 
 
 @dataclass
@@ -111,7 +124,7 @@ class ChaosResult:
     def format(self) -> str:
         wiped = sum(kill.wiped for kill in self.kills)
         early = sum(kill.when == "rebalancing" for kill in self.kills)
-        everyone = sum("," in kill.workers for kill in self.kills)
+        everyone = sum(kill.everyone for kill in self.kills)
         lines = [
             f"== {self.guarantee}: {self.options.records} records, {len(self.kills)} kills "
             f"({everyone} of all workers at once, {early} during a rebalance or restore, {wiped} state dirs wiped), "
@@ -141,7 +154,8 @@ class Chaos:
         self.topics = ChaosTopics(*(f"{self.application_id}.{name}" for name in
                                     ("input", "echo", "agg-direct", "agg-repart")))
         self.dir = Path(options.log_dir or tempfile.mkdtemp(prefix="streamer-chaos-")) / self.application_id
-        self.rng = random.Random(options.seed * 7919 + len(guarantee))
+        # Which worker dies, when and how follows from the seed: a failing run can be replayed.
+        self.rng = random.Random(f"chaos-{options.seed}-{guarantee}")
         self.workers: list[WorkerProcess] = []
         self.retired: list[WorkerProcess] = []
         self.kills: list[KillEvent] = []
@@ -161,7 +175,8 @@ class Chaos:
         records = generate_input(options.seed, options.records, options.keys)
         base_timestamp = int(time.time() * 1000)
         await self._create_topics()
-        self.say(f"application {self.application_id}, topics {self.topics.input} ... ({options.partitions} partitions)")
+        self.say(f"application {self.application_id}, topics {self.topics.input} ... ({options.partitions} "
+                 f"partitions), logs in {self.dir}")
         self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-runner")
         await self.admin.start()
         try:
@@ -189,10 +204,14 @@ class Chaos:
                 writing.cancel()
                 await asyncio.gather(supervising, writing, return_exceptions=True)
             self.say(f"drained in {drain_s:.1f}s; stopping workers")
+            # While the workers still run, as a downstream reader meets it: the killed workers'
+            # transactions must have been aborted by the tasks' next owners, not by the clean stop.
+            at_drain = await open_transactions(self.bootstrap, self.application_id, self.topics, "txn-at-drain")
             bad_shutdowns = await self._stop_workers()
             report = await verify(self.bootstrap, self.application_id, self.topics, self.guarantee,
                                   seed=options.seed, records=options.records, keys=options.keys,
                                   base_timestamp_ms=base_timestamp)
+            report.checks.insert(report.checks.index(report.check("transactions")), at_drain)
         finally:
             for worker in self.workers:
                 worker.kill()
@@ -209,7 +228,7 @@ class Chaos:
         """Every worker holds tasks and no task is held twice (by the workers' last assignment logs)."""
         held = [assigned_tasks(w.log()) for w in self.workers]
         every = [task for tasks in held for task in tasks]
-        return all(held) and len(every) == len(set(every)) == 2 * self.options.partitions
+        return all(held) and len(every) == len(set(every)) == SUBTOPOLOGIES * self.options.partitions
 
     def _worker(self, name: str, state_dir: Path) -> WorkerProcess:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -324,7 +343,8 @@ class Chaos:
             wiped.append(self.rng.random() < self.options.wipe_share)
         pids = [v.process.pid for v in victims if v.process is not None]
         names = ", ".join(v.name for v in victims)
-        self.kills.append(KillEvent(time.monotonic() - self.started, names, pids, acked, sum(wiped), when))
+        self.kills.append(KillEvent(time.monotonic() - self.started, names, pids, acked, sum(wiped), when,
+                                    everyone))
         self.say(f"kill -9 {names} (pid {', '.join(map(str, pids))}) while {when}, at {acked} input records "
                  f"(input at {rate:.0f}/s){f'; {sum(wiped)} state dir(s) wiped' if any(wiped) else ''}")
         # The pause is part of the chaos (restarts at different points of the rebalance), not a wait.

@@ -185,9 +185,10 @@ def check_drained(committed: dict[int, int], ends: dict[int, int]) -> Check:
     return check
 
 
-def check_transactions(stable: dict[tuple[str, int], int], high: dict[tuple[str, int], int]) -> Check:
+def check_transactions(stable: dict[tuple[str, int], int], high: dict[tuple[str, int], int],
+                       name: str = "transactions") -> Check:
     """Every partition's last stable offset equals its high watermark: no transaction left open."""
-    check = Check("transactions", strict=True)
+    check = Check(name, strict=True)
     for tp, watermark in sorted(high.items()):
         check.checked += 1
         if stable.get(tp) != watermark:
@@ -401,6 +402,20 @@ async def committed_offsets(admin: AIOKafkaAdminClient, application_id: str, top
 # -- the whole verification ----------------------------------------------------------------
 
 
+async def open_transactions(bootstrap: str, application_id: str, topics: ChaosTopics,
+                            name: str = "transactions") -> Check:
+    """Check (a) on the outputs and the app's internal topics: last stable offset vs high watermark."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chaos-verifier-admin")
+    await admin.start()
+    try:
+        watched = topics.outputs + await internal_topics(admin, application_id)
+    finally:
+        await admin.close()
+    stable = await end_offsets(bootstrap, watched, "read_committed")
+    high = await end_offsets(bootstrap, watched, "read_uncommitted")
+    return check_transactions(stable, high, name)
+
+
 async def verify(bootstrap: str, application_id: str, topics: ChaosTopics, guarantee: str, *,
                  seed: int, records: int, keys: int, base_timestamp_ms: int | None = None) -> Report:
     """Read everything and run every check; the report says what failed and gives examples."""
@@ -411,13 +426,10 @@ async def verify(bootstrap: str, application_id: str, topics: ChaosTopics, guara
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chaos-verifier-admin")
     await admin.start()
     try:
-        internal = await internal_topics(admin, application_id)
         committed = await committed_offsets(admin, application_id, topics.input)
     finally:
         await admin.close()
-    watched = topics.outputs + internal
-    stable = await end_offsets(bootstrap, watched, "read_committed")
-    high = await end_offsets(bootstrap, watched, "read_uncommitted")
+    transactions = await open_transactions(bootstrap, application_id, topics)
     changelogs = {name: f"{application_id}-{name}-changelog" for name in (DIRECT_STORE, REPART_STORE)}
     read = await read_topics(bootstrap, [topics.input, *topics.outputs, *changelogs.values()])
     partitions = len(read[topics.input])
@@ -426,7 +438,7 @@ async def verify(bootstrap: str, application_id: str, topics: ChaosTopics, guara
     report.checks.append(check_input(generated, read[topics.input], partitions, base_timestamp_ms))
     input_ends = {p: (messages[-1].offset + 1 if messages else 0) for p, messages in read[topics.input].items()}
     report.checks.append(check_drained(committed, input_ends))
-    report.checks.append(check_transactions(stable, high))
+    report.checks.append(transactions)
     report.checks.append(check_echo(read[topics.input], read[topics.echo], committed))
     finals: dict[str, Any] = {}
     for name, topic in (("agg-direct", topics.agg_direct), ("agg-repart", topics.agg_repart)):
