@@ -32,6 +32,7 @@ from tests.chaos.verifier import (
     KINDS,
     ChaosTopics,
     Report,
+    end_offsets,
     internal_topics,
     open_transactions,
     topic_partitions,
@@ -79,6 +80,8 @@ class ChaosOptions:
     #: Longest pause between a kill and the restart.
     max_restart_delay_s: float = 2.0
     drain_timeout_s: float = 300.0
+    #: After the group consumed everything, how long the topics must not grow to count as drained.
+    quiet_s: float = 2.0
     commit_interval_ms: int = 200
     keep_topics: bool = False
     quiet: bool = False
@@ -382,7 +385,8 @@ class Chaos:
     # -- the end -------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        """Wait until the group's committed offsets leave nothing to read in any topic it consumes."""
+        """Wait until the group's committed offsets leave nothing to read in any topic it consumes,
+        and then until no topic of the run grows for ``quiet_s``."""
         deadline = time.monotonic() + self.options.drain_timeout_s
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-drain")
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
@@ -393,11 +397,12 @@ class Chaos:
             sources = [self.topics.input] + [t for t in await internal_topics(admin, self.application_id)
                                              if t.endswith("-repartition")]
             partitions = await topic_partitions(self.bootstrap, sources)
+            watched = self.topics.outputs + await internal_topics(admin, self.application_id)
             last_report = 0.0
             while True:
                 committed = await admin.list_consumer_group_offsets(self.application_id)
                 pending = await _unconsumed(consumer, partitions, committed)
-                if not pending:
+                if not pending and await self._quiet(watched, deadline):
                     return
                 now = time.monotonic()
                 if now - last_report > 10:
@@ -409,6 +414,16 @@ class Chaos:
         finally:
             await consumer.stop()
             await admin.close()
+
+    async def _quiet(self, topics: list[str], deadline: float) -> bool:
+        """True if the high watermarks of ``topics`` stay put for ``quiet_s`` (nothing is still being written)."""
+        before = await end_offsets(self.bootstrap, topics, "read_uncommitted")
+        quiet_until = time.monotonic() + self.options.quiet_s
+        while time.monotonic() < min(quiet_until, deadline):
+            await asyncio.sleep(0.25)
+            if await end_offsets(self.bootstrap, topics, "read_uncommitted") != before:
+                return False
+        return True
 
     async def _stop_workers(self) -> list[str]:
         """SIGTERM every worker; each must shut down cleanly with exit code 0."""
