@@ -7,10 +7,13 @@ workers with SIGKILL while input flows and verify both guarantees.
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import pytest
 
 from tests.chaos.generator import InputRecord, generate_input, partition_of, running_aggregates
-from tests.chaos.run import ChaosOptions, run_chaos
+from tests.chaos.run import ChaosOptions, ChaosResult, run_chaos
 from tests.chaos.verifier import Check, Message, check_echo, check_final, check_input, check_updates
 
 
@@ -28,7 +31,7 @@ def test_the_input_is_a_function_of_seed_count_and_keys() -> None:
         assert [r.seq for r in inputs] == list(range(len(inputs)))
         assert history[-1]["count"] == len(inputs) and history[-1]["sum"] == sum(r.value for r in inputs)
     offsets = [r.ts_offset_ms for r in first]
-    assert any(b < a for a, b in zip(offsets, offsets[1:])), "timestamps should be out of order somewhere"
+    assert any(b < a for a, b in itertools.pairwise(offsets)), "timestamps should be out of order somewhere"
 
 
 def test_the_verifier_counts_duplicates_gaps_and_foreign_records_in_the_echo() -> None:
@@ -84,13 +87,13 @@ def test_the_verifier_checks_every_final_value() -> None:
     assert isinstance(check_final(expected, {}), Check)
 
 
-def _explain(result: object) -> str:
-    return getattr(result, "format")()
+def _explain(result: ChaosResult) -> str:
+    return result.format()
 
 
 @pytest.mark.broker
 @pytest.mark.timeout(240)
-async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_path) -> None:
+async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_path: Path) -> None:
     # The kill plan follows from the seed: with seed 3 and these shares it has kills mid-processing,
     # kills while the group still recovers from the last one, and kills of all workers at once.
     options = ChaosOptions(records=20_000, kills=3, seed=3, wipe_share=0.5, early_kill_share=0.5,
@@ -107,7 +110,7 @@ async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_p
 
 @pytest.mark.broker
 @pytest.mark.timeout(180)
-async def test_at_least_once_loses_nothing_under_kill_minus_nine(kafka_bootstrap: str, tmp_path) -> None:
+async def test_at_least_once_loses_nothing_under_kill_minus_nine(kafka_bootstrap: str, tmp_path: Path) -> None:
     options = ChaosOptions(records=10_000, kills=2, rate=2_000, quiet=True, log_dir=tmp_path, drain_timeout_s=120)
     result = await run_chaos(kafka_bootstrap, "at_least_once", options)
     print(result.format())

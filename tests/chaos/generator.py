@@ -152,13 +152,14 @@ class InputWriter:
             await producer.stop()
 
     async def _send(self, producer: AIOKafkaProducer, record: InputRecord) -> asyncio.Future[Any]:
-        return await producer.send(
+        delivery: asyncio.Future[Any] = await producer.send(
             self.topic,
             value=record.payload,
             key=record.key_bytes,
             partition=partition_of(record.key, self.partitions),
             timestamp_ms=self.base_timestamp_ms + record.ts_offset_ms,
         )
+        return delivery
 
 
 def main(argv: list[str] | None = None) -> None:

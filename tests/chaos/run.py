@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from tests.chaos.generator import InputWriter, generate_input
 from tests.chaos.verifier import (
@@ -45,11 +46,11 @@ APP = "tests.chaos.app:topology"
 SUBTOPOLOGIES = 2
 #: Log lines worth counting in the workers' logs after a run (what the runtime went through).
 LOG_EVENTS = {
-    "tracebacks": re.compile(r"^Traceback", re.M),
+    "tracebacks": re.compile(r"^Traceback", re.MULTILINE),
     "errors": re.compile(r" ERROR "),
     "failed transactions": re.compile(r"transaction of task \S+ failed"),
     "fenced": re.compile(r"fenced by a newer owner"),
-    "restores": re.compile(r"restored", re.I),
+    "restores": re.compile(r"restored", re.IGNORECASE),
 }
 
 
@@ -129,10 +130,10 @@ class ChaosResult:
         early = sum(kill.when == "rebalancing" for kill in self.kills)
         everyone = sum(kill.everyone for kill in self.kills)
         lines = [
-            f"== {self.guarantee}: {self.options.records} records, {len(self.kills)} kills "
-            f"({everyone} of all workers at once, {early} during a rebalance or restore, {wiped} state dirs wiped), "
-            f"{self.options.workers} workers, "
-            f"{self.duration_s:.1f}s (input {self.generate_s:.1f}s, drain {self.drain_s:.1f}s)",
+            (f"== {self.guarantee}: {self.options.records} records, {len(self.kills)} kills "
+             f"({everyone} of all workers at once, {early} during a rebalance or restore, {wiped} state dirs wiped), "
+             f"{self.options.workers} workers, "
+             f"{self.duration_s:.1f}s (input {self.generate_s:.1f}s, drain {self.drain_s:.1f}s)"),
             "  worker logs: " + str(self.log_dir),
             "  in the logs: " + ", ".join(f"{name} {count}" for name, count in self.log_events.items()),
         ]
@@ -268,7 +269,7 @@ class Chaos:
         try:
             names = [self.topics.input, *self.topics.outputs, *await internal_topics(admin, self.application_id)]
             await admin.delete_topics(names)
-        except Exception as error:  # cleanup only: a leftover topic hurts nobody
+        except (KafkaError, OSError) as error:  # cleanup only: a leftover topic hurts nobody
             self.say(f"could not delete the run's topics: {error!r}")
         finally:
             await admin.close()

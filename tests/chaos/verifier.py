@@ -120,8 +120,8 @@ class Report:
 
     def format(self) -> str:
         lines = [
-            f"chaos verifier: {self.guarantee}, application {self.application_id}, "
-            f"{self.records} input records over {self.keys} keys",
+            (f"chaos verifier: {self.guarantee}, application {self.application_id}, "
+             f"{self.records} input records over {self.keys} keys"),
             f"  {'check':<13}{'checked':>9}{'duplicates':>12}{'gaps':>7}{'inflated':>10}{'mismatches':>12}  result",
         ]
         for check in self.checks:
@@ -235,9 +235,9 @@ def check_echo(input_read: Partitions, echo_read: Partitions, committed: dict[in
     return check
 
 
-def updates_by_key(read: Partitions, partitions: int, check: Check) -> dict[str, list[dict[str, Any]]]:
-    """Decode the updates in partition order; a key found in the wrong partition is a mismatch."""
-    out: dict[str, list[dict[str, Any]]] = {}
+def updates_by_key(read: Partitions, partitions: int, check: Check) -> dict[str, list[Any]]:
+    """Decode the updates in partition order (a tombstone stays None); a key in the wrong partition is a mismatch."""
+    out: dict[str, list[Any]] = {}
     for partition, messages in sorted(read.items()):
         for message in messages:
             key = (message.key or b"").decode()
@@ -248,7 +248,7 @@ def updates_by_key(read: Partitions, partitions: int, check: Check) -> dict[str,
     return out
 
 
-def check_updates(name: str, expected: dict[str, list[dict[str, Any]]], updates: dict[str, list[dict[str, Any]]],
+def check_updates(name: str, expected: dict[str, list[dict[str, Any]]], updates: dict[str, list[Any]],
                   check: Check | None = None) -> Check:
     """Line each key's updates up with its inputs through the ``seq`` they carry.
 
