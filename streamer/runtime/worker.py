@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
@@ -123,6 +124,9 @@ class Worker:
             max_poll_interval_ms=config.max_poll_interval_ms,
             max_partition_fetch_bytes=4 * 1_048_576,
             fetch_max_bytes=16 * 1_048_576,
+            # Range gives partition n of every topic to the same member: what a task with
+            # several inputs needs (aiokafka's default, round robin, can split them).
+            partition_assignment_strategy=(RangePartitionAssignor,),
             **connection_options(self.config),
         )
         self.consumer.subscribe(topics=sorted(self._sub_of_topic), listener=_Listener(self))
