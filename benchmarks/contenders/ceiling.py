@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -28,7 +27,6 @@ from benchmarks.contenders.spec import COUNT_STORE, AppSpec, enrich, keep
 MAX_RECORDS = 10_000
 #: Below the broker's default message.max.bytes (1 MiB) with room for the batch header.
 BATCH_BYTES = 512 * 1024
-Emit = Callable[[bytes, bytes], None]
 
 
 class PartitionWriter:
