@@ -44,6 +44,10 @@ from tests.workers import WorkerProcess, assigned_tasks
 APP = "tests.chaos.app:topology"
 #: The app's sub-topologies: one task per partition of each.
 SUBTOPOLOGIES = 2
+#: The sub-topology that writes the echo topic; echo partition p is written by task ``0_p``.
+ECHO_SUBTOPOLOGY = 0
+#: Longest wait for a transaction holding echo records before a "processing" kill under exactly-once.
+OPEN_TRANSACTION_TIMEOUT_S = 30.0
 #: Log lines worth counting in the workers' logs after a run (what the runtime went through).
 LOG_EVENTS = {
     "tracebacks": re.compile(r"^Traceback", re.MULTILINE),
@@ -169,6 +173,12 @@ class Chaos:
         self._restarts = 0
         self.admin: AIOKafkaAdminClient | None = None
         self._newest: WorkerProcess | None = None
+        #: Read the echo topic's last stable offsets and high watermarks while the kills go on.
+        self._committed_reader, self._uncommitted_reader = (
+            AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             isolation_level=level, client_id="chaos-runner")
+            for level in ("read_committed", "read_uncommitted"))
+        self._echo_partitions: list[TopicPartition] = []
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -183,6 +193,8 @@ class Chaos:
                  f"partitions), logs in {self.dir}")
         self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-runner")
         await self.admin.start()
+        self._echo_partitions = await topic_partitions(self.bootstrap, [self.topics.echo])
+        await asyncio.gather(self._committed_reader.start(), self._uncommitted_reader.start())
         try:
             for index in range(options.workers):
                 self.workers.append(self._worker(f"w{index}", self.dir / f"state-w{index}").start())
@@ -219,6 +231,7 @@ class Chaos:
         finally:
             for worker in self.workers:
                 worker.kill()
+            await asyncio.gather(self._committed_reader.stop(), self._uncommitted_reader.stop())
             await self.admin.close()
             if not options.keep_topics:
                 await self._delete_topics()
@@ -293,12 +306,15 @@ class Chaos:
                 await _wait_until(lambda: "assigned tasks" in self._newest_log() or writing.done(), timeout=120,
                                   what="the restarted worker to join the group")
                 await asyncio.sleep(self.rng.uniform(0.0, 1.0))  # somewhere in the rebalance or restore
-            else:
+            owners: list[WorkerProcess] = []
+            if not early:
                 await self._wait_until_processing(writing)
+                if self.guarantee == "exactly_once":
+                    owners = await self._owners_of_open_transactions(writing)
             if writing.done():
                 writing.result()  # raises if the generator failed
                 self.say(f"the input ended before kill {number}: use more --records or a lower --rate")
-            await self._kill(writer.acked, "rebalancing" if early else "processing", writer.rate)
+            await self._kill(writer.acked, "rebalancing" if early else "processing", writer.rate, owners)
             if number == 1:
                 first_kill_at = time.monotonic()
                 self._pace(writer, number, self.options.cycle_estimate_s)
@@ -327,19 +343,50 @@ class Chaos:
                 raise AssertionError(f"the group committed no progress in 120s after settling (at {baseline})")
             await asyncio.sleep(0.1)
 
+    async def _owners_of_open_transactions(self, writing: asyncio.Task[None]) -> list[WorkerProcess]:
+        """The workers whose tasks are writing echo records into an open transaction, polled until
+        there are some.
+
+        A partition counts when, between two polls, its last stable offset stayed below the
+        earlier high watermark while the high watermark grew: the transaction that holds those
+        records is still open and still receiving records, so it is not in the middle of its
+        commit. Killing its owner at once lands the kill inside it instead of leaving that to
+        chance against the commit interval.
+        """
+        deadline = time.monotonic() + OPEN_TRANSACTION_TIMEOUT_S
+        before = await self._echo_ends()
+        while not writing.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+            now = await self._echo_ends()
+            writing_into_open = {tp.partition for tp, (stable, high) in now.items()
+                                 if stable == before[tp][0] < before[tp][1] < high}
+            before = now
+            tasks = {f"{ECHO_SUBTOPOLOGY}_{partition}" for partition in writing_into_open}
+            owners = [w for w in self.workers if w.running and assigned_tasks(w.log()) & tasks]
+            if owners:
+                return owners
+        return []
+
+    async def _echo_ends(self) -> dict[TopicPartition, tuple[int, int]]:
+        """(last stable offset, high watermark) of every echo partition."""
+        stable, high = await asyncio.gather(self._committed_reader.end_offsets(self._echo_partitions),
+                                            self._uncommitted_reader.end_offsets(self._echo_partitions))
+        return {tp: (stable[tp], high[tp]) for tp in self._echo_partitions}
+
     async def _committed_total(self) -> int:
         """Offsets the group committed, summed over the input and repartition topics."""
         assert self.admin is not None
         offsets = await self.admin.list_consumer_group_offsets(self.application_id)
         return sum(max(meta.offset, 0) for meta in offsets.values())
 
-    async def _kill(self, acked: int, when: str, rate: float) -> None:
-        """SIGKILL one random worker, or in ``kill_all_share`` of the kills every worker at once."""
+    async def _kill(self, acked: int, when: str, rate: float, preferred: list[WorkerProcess]) -> None:
+        """SIGKILL one random worker (one of ``preferred`` if given), or in ``kill_all_share``
+        of the kills every worker at once."""
         running = [w for w in self.workers if w.running]
         if not running:
             return
         everyone = len(running) > 1 and self.rng.random() < self.options.kill_all_share
-        victims = running if everyone else [self.rng.choice(running)]
+        victims = running if everyone else [self.rng.choice(preferred or running)]
         wiped: list[bool] = []
         for victim in victims:
             self._killed.add(victim.name)
@@ -349,7 +396,8 @@ class Chaos:
         names = ", ".join(v.name for v in victims)
         self.kills.append(KillEvent(time.monotonic() - self.started, names, pids, acked, sum(wiped), when,
                                     everyone))
-        self.say(f"kill -9 {names} (pid {', '.join(map(str, pids))}) while {when}, at {acked} input records "
+        inside = " inside its open transaction" if preferred and not everyone else ""
+        self.say(f"kill -9 {names} (pid {', '.join(map(str, pids))}) while {when}{inside}, at {acked} input records "
                  f"(input at {rate:.0f}/s){f'; {sum(wiped)} state dir(s) wiped' if any(wiped) else ''}")
         # The pause is part of the chaos (restarts at different points of the rebalance), not a wait.
         await asyncio.sleep(self.rng.uniform(0.0, self.options.max_restart_delay_s))
