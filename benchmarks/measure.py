@@ -26,7 +26,7 @@ from benchmarks.lineup import REPO, Contender
 from benchmarks.process import ContenderProcess
 from benchmarks.workloads import Workload
 
-RSS_SAMPLE_EVERY_S = 0.5
+SAMPLE_EVERY_S = 0.5
 
 
 @dataclass
@@ -44,6 +44,8 @@ class RunResult:
     first_output_s: float | None = None
     records_per_s: float | None = None
     peak_rss_mb: float | None = None
+    #: CPU time of the contender's processes until its last output was seen, per input record.
+    cpu_us_per_record: float | None = None
     exit_code: int | None = None
     error: str | None = None
     log_tail: str = ""
@@ -125,8 +127,8 @@ async def _wait_for_outputs(ctx: RunContext, consumer: AIOKafkaConsumer, process
         if result.first_output_s is None and result.outputs:
             result.first_output_s = round(now - started, 3)
         if now >= next_sample:
-            process.sample_rss()
-            next_sample = now + RSS_SAMPLE_EVERY_S
+            process.sample()
+            next_sample = now + SAMPLE_EVERY_S
         if result.outputs >= result.expected:
             break
         if not process.running():
@@ -137,11 +139,21 @@ async def _wait_for_outputs(ctx: RunContext, consumer: AIOKafkaConsumer, process
             result.elapsed_s = round(now - started, 3)
             result.error = f"timed out after {ctx.timeout_s:.0f}s with {result.outputs}/{result.expected} outputs"
             # The pace so far, for the report: input records equivalent to the outputs seen.
-            result.records_per_s = round(ctx.data.spec.records * result.outputs / result.expected / (now - started), 1)
+            done = ctx.data.spec.records * result.outputs / result.expected
+            result.records_per_s = round(done / (now - started), 1)
+            _note_cpu(process, result, done)
             return
     elapsed = time.perf_counter() - started
     result.status, result.elapsed_s = "ok", round(elapsed, 3)
     result.records_per_s = round(ctx.data.spec.records / elapsed, 1)
+    _note_cpu(process, result, ctx.data.spec.records)
+
+
+def _note_cpu(process: ContenderProcess, result: RunResult, records: float) -> None:
+    """CPU time so far per input record done: start-up included, the clean stop not."""
+    process.sample()
+    if process.cpu and records:
+        result.cpu_us_per_record = round(process.cpu_s / records * 1e6, 2)
 
 
 async def wait_until_ready(admin: AIOKafkaAdminClient, topic: str, partitions: int, timeout_s: float = 30) -> None:

@@ -26,6 +26,7 @@ class Row:
     vs_ceiling: float | None = None
     streamer_over_this: float | None = None
     peak_rss_mb: float | None = None
+    cpu_us_per_record: float | None = None
     first_output_s: float | None = None
     #: True when no run finished and records_per_s is the pace of runs that timed out.
     partial: bool = False
@@ -51,6 +52,7 @@ def summarize(results: list[RunResult], labels: dict[str, str]) -> list[Row]:
             contender, labels.get(contender, contender), workload, guarantee, len(runs), len(ok),
             records_per_s=_median([r.records_per_s for r in counted if r.records_per_s]),
             peak_rss_mb=_median([r.peak_rss_mb for r in counted if r.peak_rss_mb]),
+            cpu_us_per_record=_median([r.cpu_us_per_record for r in counted if r.cpu_us_per_record]),
             first_output_s=_median([r.first_output_s for r in counted if r.first_output_s is not None]),
             partial=partial,
             problem=f"{bad[0].status}: {bad[0].error}" if bad else "",
@@ -80,14 +82,14 @@ def _rate(row: Row) -> str:
 
 def table(rows: list[Row]) -> str:
     """The rows as a fixed-width text table, grouped by workload and guarantee."""
-    header = ("contender", "workload", "guarantee", "records/s", "vs ceiling", "streamer/x", "peak RSS MB",
-              "1st out s", "runs ok")
+    header = ("contender", "workload", "guarantee", "records/s", "vs ceiling", "streamer/x", "CPU µs/rec",
+              "peak RSS MB", "1st out s", "runs ok")
     lines = [header]
     for row in sorted(rows, key=lambda r: (r.workload, r.guarantee, -(r.records_per_s or 0))):
         lines.append((row.label, row.workload, row.guarantee,
                       _rate(row),
                       _fmt(row.vs_ceiling, ".2f"), _fmt(row.streamer_over_this, ".2f"),
-                      _fmt(row.peak_rss_mb, ",.0f"), _fmt(row.first_output_s, ".1f"),
+                      _fmt(row.cpu_us_per_record, ".1f"), _fmt(row.peak_rss_mb, ",.0f"), _fmt(row.first_output_s, ".1f"),
                       f"{row.runs_ok}/{row.runs}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     aligned = []

@@ -116,7 +116,7 @@ def _progress(result: RunResult) -> str:
     where = f"{result.workload:<9} {result.guarantee:<13} {result.contender:<13}"
     if result.status == "ok":
         return (f"{where} {result.records_per_s:>11,.0f} rec/s  {result.elapsed_s:6.1f}s  "
-                f"peak RSS {result.peak_rss_mb or 0:,.0f} MB")
+                f"CPU {result.cpu_us_per_record or 0:5.1f} µs/rec  peak RSS {result.peak_rss_mb or 0:,.0f} MB")
     return f"{where} {result.status.upper()}: {result.error}"
 
 

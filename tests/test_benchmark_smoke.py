@@ -38,7 +38,7 @@ def test_harness_reports_figures_for_the_ceiling_and_streamer(kafka_bootstrap: s
             row = rows.get((contender, workload))
             assert row is not None, f"no row for {contender}/{workload}:\n{printed[-4000:]}"
             assert row["runs_ok"] == 1, f"{contender}/{workload}: {row['problem']}\n{printed[-4000:]}"
-            assert row["records_per_s"] > 0 and row["peak_rss_mb"] > 0
+            assert row["records_per_s"] > 0 and row["peak_rss_mb"] > 0 and row["cpu_us_per_record"] > 0
             assert row["vs_ceiling"] is not None and row["streamer_over_this"] is not None
     assert not report["unavailable"]
 
