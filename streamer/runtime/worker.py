@@ -197,11 +197,15 @@ class Worker:
         for tp, task in self._task_of.items():
             if tp in self._paused:
                 if task.buffered < limit // 2 and task.task_id in self._runners:
-                    self.consumer.resume(tp)
-                    self._paused.discard(tp)
+                    self._resume(tp)
             elif task.buffered >= limit:
                 self.consumer.pause(tp)
                 self._paused.add(tp)
+
+    def _resume(self, tp: TopicPartition) -> None:
+        assert self.consumer is not None
+        self.consumer.resume(tp)
+        self._paused.discard(tp)
 
     async def _guard(self, step: Any) -> None:
         """Run a rebalance step; a failure stops the worker instead of being only logged."""
@@ -342,6 +346,12 @@ class Worker:
         runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
         runner.add_done_callback(self._task_finished)
         self._runners[task.task_id] = runner
+        # Fetch for it now rather than when the poll loop next looks (up to a poll timeout later).
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        for tp in task.partitions:
+            if tp in self._paused and tp in assigned:
+                self._resume(tp)
 
     def _task_finished(self, runner: asyncio.Task[None]) -> None:
         if not runner.cancelled() and runner.exception() is not None:
