@@ -104,8 +104,12 @@ class RecordCollector:
             partition = self._sticky[topic] = random.randrange(count)
         return partition
 
-    async def drain(self) -> None:
-        """Send every non-empty batch; results are checked in ``flush``."""
+    async def drain(self, final: bool = False) -> None:
+        """Send every non-empty batch; results are checked in ``flush``.
+
+        ``final`` closes the batches, which makes the producer send them at once instead of
+        after its linger time: a commit waiting for them gains nothing from lingering.
+        """
         if self._unplaced:
             await self._place_unknown_topics()
         batches = self._full + [
@@ -120,12 +124,14 @@ class RecordCollector:
         for (topic, partition), builder in batches:
             count = builder.record_count()
             if count:
+                if final:
+                    builder.close()
                 future = await self.producer.send_batch(builder, topic, partition=partition)
                 self._in_flight.append(((topic, partition), count, future))
 
     async def flush(self) -> dict[TopicPartitionKey, int]:
         """Send everything and wait for the broker; returns the last offset written per partition."""
-        await self.drain()
+        await self.drain(final=True)
         in_flight, self._in_flight = self._in_flight, []
         if not in_flight:
             return {}
