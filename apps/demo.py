@@ -4,8 +4,9 @@
 
 Starts the project's dev broker (unless --bootstrap-servers is given), creates the
 topics, writes synthetic clickstream events, runs a `streamer run` worker on
-apps.clickstream:topology, reads what it routed to each output topic, prints a summary
-with samples, then stops the worker with SIGTERM and the broker.
+apps.clickstream:topology, waits until the worker has committed the whole input, reads
+what it routed to each output topic, prints a summary with samples, then stops the
+worker with SIGTERM and the broker.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from collections import Counter
 from typing import Iterator
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from apps import clickstream
 from apps.clickstream_generator import generate
 
 PARTITIONS = 4
+#: Seed of the generated events, so a run's outputs can be predicted.
+SEED = 7
 
 
 @contextlib.contextmanager
@@ -62,22 +66,53 @@ async def create_topics(bootstrap: str, names: list[str]) -> None:
         await admin.close()
 
 
-async def read_outputs(bootstrap: str, topics: list[str], expected_min: int, timeout: float) -> dict[str, list]:
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                isolation_level="read_committed")
+async def wait_until_consumed(bootstrap: str, group: str, topic: str, timeout: float) -> None:
+    """Wait until ``group`` committed offsets at the end of every partition of ``topic``.
+
+    The worker flushes its outputs before it commits, so from then on every output is in place.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+            except KafkaError as error:  # a new broker has no group coordinator for a moment
+                if not error.retriable:
+                    raise
+                committed = {}
+            behind = {tp: end - committed[tp].offset if tp in committed else end for tp, end in ends.items()}
+            if not any(lag > 0 for lag in behind.values()):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not consume {topic} within {timeout:.0f}s; still behind: {behind}")
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def read_outputs(bootstrap: str, topics: list[str]) -> dict[str, list]:
+    """Everything in ``topics``, up to their end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     await consumer.start()
     got: dict[str, list] = {t: [] for t in topics}
-    deadline = time.monotonic() + timeout
-    idle_rounds = 0
     try:
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
+        partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp, end in ends.items() if end > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=500)
             for tp, messages in batches.items():
-                got[tp.topic].extend(messages)
-            total = sum(len(v) for v in got.values())
-            idle_rounds = 0 if batches else idle_rounds + 1
-            if total >= expected_min and idle_rounds >= 4:
-                break
+                got[tp.topic].extend(m for m in messages if m.offset < ends[tp])
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
     return got
@@ -93,15 +128,17 @@ def main() -> int:
     with broker(args.bootstrap_servers) as bootstrap:
         asyncio.run(create_topics(bootstrap, [source, *outputs]))
         print(f"writing {args.events} clickstream events to {source} ...", flush=True)
-        asyncio.run(generate(bootstrap, source, args.events, seed=7))
+        asyncio.run(generate(bootstrap, source, args.events, seed=SEED))
         state_dir = tempfile.mkdtemp(prefix="streamer-demo-")
+        application_id = f"clickstream-demo-{os.getpid()}"
         command = [sys.executable, "-m", "streamer.cli", "run", "apps.clickstream:topology",
-                   "--bootstrap-servers", bootstrap, "--application-id", f"clickstream-demo-{os.getpid()}",
+                   "--bootstrap-servers", bootstrap, "--application-id", application_id,
                    "--state-dir", state_dir, "--commit-interval-ms", "500", "--log-level", "WARNING"]
         print("$ " + " ".join(command[2:]), flush=True)
         worker = subprocess.Popen(command)
         try:
-            got = asyncio.run(read_outputs(bootstrap, outputs, expected_min=args.events // 2, timeout=120))
+            asyncio.run(wait_until_consumed(bootstrap, application_id, source, timeout=120))
+            got = asyncio.run(read_outputs(bootstrap, outputs))
         finally:
             worker.send_signal(signal.SIGTERM)
             code = worker.wait(timeout=60)
