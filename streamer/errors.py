@@ -41,6 +41,10 @@ class ProcessingError(StreamerError):
     """User code raised while processing a record and the handler is set to fail."""
 
 
+class ProduceError(StreamerError):
+    """The broker refused or failed to take records a task produced."""
+
+
 class TaskFencedError(StreamerError):
     """A newer instance took over a task's transactional id; this instance must let go."""
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
-from streamer.dsl.graph import LogicalGraph, LogicalNode
+from streamer.dsl.functions import sync_function
+from streamer.dsl.nodes import LogicalGraph, LogicalNode, SourceNode, TableSourceNode
 from streamer.errors import TopologyError
 from streamer.serde import Serde, SerdeLike, resolve_serde
-from streamer.topology.topology import StoreSpec
+from streamer.topology.topology import StoreKind, StoreSpec
 
 if TYPE_CHECKING:
     from streamer.dsl.stream import Stream
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from streamer.topology.topology import Topology
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+N = TypeVar("N", bound=LogicalNode)
+#: ``fn(key, value, record_timestamp) -> int``: a record's event time in ms.
+TimestampExtractor = Callable[[Any, Any, int], int]
 
 
 class StreamsBuilder:
@@ -32,19 +36,24 @@ class StreamsBuilder:
         pattern: str | None = None,
         key_serde: SerdeLike = None,
         value_serde: SerdeLike = None,
+        timestamp_extractor: TimestampExtractor | None = None,
         name: str | None = None,
     ) -> Stream:
-        """A stream of the records in ``topics`` (or in every topic matching ``pattern``)."""
+        """A stream of the records in ``topics`` (or in every topic matching ``pattern``).
+
+        ``timestamp_extractor(key, value, record_timestamp)`` gives each record's event
+        time (ms) from its contents; by default it is the Kafka record's timestamp.
+        """
         from streamer.dsl.stream import Stream
 
         if (topics is None) == (pattern is None):
             raise TopologyError("stream() takes either topics or pattern, not both and not neither")
-        names = [topics] if isinstance(topics, str) else list(topics or [])
+        names = (topics,) if isinstance(topics, str) else tuple(topics or ())
         if pattern is not None:
             re.compile(pattern)
         key, value = resolve_serde(key_serde), resolve_serde(value_serde)
-        params = {"topics": names, "pattern": pattern, "internal": False, "key_serde": key, "value_serde": value}
-        node = self.add_node("source", [], params, name)
+        node = self.add(SourceNode, [], name, topics=names, pattern=pattern, key_serde=key, value_serde=value,
+                        timestamp_extractor=sync_function(timestamp_extractor))
         return Stream(self, node, key, value)
 
     def table(
@@ -53,16 +62,17 @@ class StreamsBuilder:
         *,
         key_serde: SerdeLike = None,
         value_serde: SerdeLike = None,
+        timestamp_extractor: TimestampExtractor | None = None,
         name: str | None = None,
     ) -> Table:
         """The latest value per key of a topic, materialized in store ``name`` (tombstones delete)."""
         from streamer.dsl.table import Table
 
         key, value = resolve_serde(key_serde), resolve_serde(value_serde)
-        params = {"topics": [topic], "pattern": None, "internal": False, "key_serde": key, "value_serde": value}
-        source = self.add_node("source", [], params)
-        store = self.add_store(name or f"{topic}-table", "key_value", key, value)
-        node = self.add_node("table_source", [source], {"store": store}, stores=(store,))
+        source = self.add(SourceNode, [], topics=(topic,), key_serde=key, value_serde=value,
+                          timestamp_extractor=sync_function(timestamp_extractor))
+        store = self.add_store(name or f"{topic}-table", "key_value", key, value, timestamped=True)
+        node = self.add(TableSourceNode, [source], store=store)
         return Table(self, node, key, value, store)
 
     def add_state_store(self, name: str, *, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
@@ -72,43 +82,29 @@ class StreamsBuilder:
 
     def build(self) -> Topology:
         """Compile the graph into a runnable topology."""
-        from streamer.topology.compiler import compile_graph
+        from streamer.dsl.compiler import compile_graph
 
         return compile_graph(self.graph)
 
     # The methods below are for the DSL classes, not for users.
 
-    def add_node(
-        self,
-        op: str,
-        parents: list[LogicalNode],
-        params: dict[str, Any] | None = None,
-        name: str | None = None,
-        *,
-        key_changed: bool | None = None,
-        stores: tuple[str, ...] = (),
-    ) -> LogicalNode:
+    def add(self, node_type: type[N], parents: list[LogicalNode], name: str | None = None, *,
+            key_changed: bool | None = None, **fields: Any) -> N:
         """Add an operation below ``parents``; key-changed-ness is inherited unless given."""
         order = len(self.graph.nodes)
-        node_name = self._claim(name or f"{op}-{order}", "processor")
         inherited = any(parent.key_changed for parent in parents)
-        node = LogicalNode(
-            name=node_name,
-            op=op,
-            order=order,
-            params=params or {},
-            parents=list(parents),
-            key_changed=inherited if key_changed is None else key_changed,
-            stores=stores,
-        )
+        node = node_type(order=order, parents=list(parents),
+                         key_changed=inherited if key_changed is None else key_changed, **fields)
+        node.name = self._claim(name or f"{node.op}-{order}", "processor")
         for parent in parents:
             parent.children.append(node)
         self.graph.nodes.append(node)
         return node
 
-    def add_store(self, name: str, kind: str, key_serde: Serde, value_serde: Serde, logged: bool = True) -> str:
+    def add_store(self, name: str, kind: StoreKind, key_serde: Serde, value_serde: Serde, logged: bool = True,
+                  **spec: Any) -> str:
         store = self._claim(name, "store")
-        self.graph.stores[store] = StoreSpec(store, kind, logged, key_serde, value_serde)
+        self.graph.stores[store] = StoreSpec(store, kind, logged, key_serde, value_serde, **spec)
         return store
 
     def generated_name(self, suffix: str) -> str:

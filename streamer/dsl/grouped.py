@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from streamer.dsl.functions import sync_function
-from streamer.dsl.graph import LogicalNode
+from streamer.dsl.nodes import LogicalNode, StreamAggregateNode, TableAggregateNode
 from streamer.dsl.stream import through_repartition_topic
 from streamer.processors.change import ChangeSerde
 from streamer.serde import JSON, Serde, SerdeLike, resolve_serde
@@ -40,7 +40,7 @@ class _Grouped:
 
     def _store(self, name: str | None, default_prefix: str, value_serde: Serde) -> str:
         store_name = name or self.builder.generated_name(default_prefix)
-        return self.builder.add_store(store_name, "key_value", self.key_serde, value_serde)
+        return self.builder.add_store(store_name, "key_value", self.key_serde, value_serde, timestamped=True)
 
 
 class GroupedStream(_Grouped):
@@ -72,9 +72,9 @@ class GroupedStream(_Grouped):
         from streamer.dsl.table import Table
 
         store = self._store(name, f"{op}-store", value_serde)
-        params = {"store": store, "initializer": sync_function(initializer), "aggregator": sync_function(aggregator)}
         upstream = self._partitioned(store, self.value_serde, always=False)
-        node = self.builder.add_node("stream_aggregate", [upstream], params, f"{store}-{op}", stores=(store,))
+        node = self.builder.add(StreamAggregateNode, [upstream], f"{store}-{op}", store=store,
+                                initializer=sync_function(initializer), aggregator=sync_function(aggregator))
         return Table(self.builder, node, self.key_serde, value_serde, store)
 
 
@@ -112,8 +112,8 @@ class GroupedTable(_Grouped):
         from streamer.dsl.table import Table
 
         store = self._store(name, f"table-{op}-store", value_serde)
-        params = {"store": store, "initializer": sync_function(initializer), "adder": sync_function(adder),
-                  "subtractor": sync_function(subtractor)}
         upstream = self._partitioned(store, ChangeSerde(self.value_serde), always=True)
-        node = self.builder.add_node("table_aggregate", [upstream], params, f"{store}-{op}", stores=(store,))
+        node = self.builder.add(TableAggregateNode, [upstream], f"{store}-{op}", store=store,
+                                initializer=sync_function(initializer), adder=sync_function(adder),
+                                subtractor=sync_function(subtractor))
         return Table(self.builder, node, self.key_serde, value_serde, store)

@@ -5,7 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from streamer.dsl.functions import function_params, is_async_callable
-from streamer.dsl.graph import LogicalNode
+from streamer.dsl.nodes import (
+    BranchNode,
+    FilterNode,
+    FlatMapNode,
+    FlatMapValuesNode,
+    FunctionNode,
+    LogicalNode,
+    MapNode,
+    MapValuesNode,
+    MergeNode,
+    PeekNode,
+    ProcessNode,
+    SelectKeyNode,
+    SinkNode,
+    SourceNode,
+    SplitNode,
+    TableSourceNode,
+)
 from streamer.errors import TopologyError
 from streamer.serde import Serde, SerdeLike, resolve_serde
 
@@ -30,47 +47,49 @@ class Stream:
         self.key_serde = key_serde
         self.value_serde = value_serde
 
-    def _then(self, op: str, params: dict[str, Any], name: str | None, key_changed: bool | None = None) -> Stream:
-        node = self.builder.add_node(op, [self.node], params, name, key_changed=key_changed)
+    def _then(self, node_type: type[FunctionNode], function: Callable[..., Any], name: str | None,
+              key_changed: bool | None = None, **fields: Any) -> Stream:
+        node = self.builder.add(node_type, [self.node], name, key_changed=key_changed,
+                                **function_params(function, **fields))
         return Stream(self.builder, node, self.key_serde, self.value_serde)
 
     def filter(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Keep records for which ``predicate(key, value)`` is true."""
-        return self._then("filter", function_params(predicate), name)
+        return self._then(FilterNode, predicate, name)
 
     def filter_not(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Drop records for which ``predicate(key, value)`` is true."""
-        return self._then("filter_not", function_params(predicate), name)
+        return self._then(FilterNode, predicate, name, negate=True)
 
     def map(self, mapper: Callable[[Any, Any], tuple[Any, Any]], name: str | None = None) -> Stream:
         """Replace key and value by ``mapper(key, value) -> (key, value)``; marks the key changed."""
-        return self._then("map", function_params(mapper), name, key_changed=True)
+        return self._then(MapNode, mapper, name, key_changed=True)
 
     def map_values(self, mapper: Callable[..., Any], name: str | None = None, *, with_key: bool = False) -> Stream:
         """Replace the value by ``mapper(value)`` (``mapper(key, value)`` with ``with_key``)."""
-        return self._then("map_values", function_params(mapper, with_key=with_key), name)
+        return self._then(MapValuesNode, mapper, name, with_key=with_key)
 
     def flat_map(self, mapper: Callable[[Any, Any], Iterable[tuple[Any, Any]]], name: str | None = None) -> Stream:
         """Replace each record by the ``(key, value)`` pairs ``mapper(key, value)`` yields."""
-        return self._then("flat_map", function_params(mapper), name, key_changed=True)
+        return self._then(FlatMapNode, mapper, name, key_changed=True)
 
     def flat_map_values(
         self, mapper: Callable[..., Iterable[Any]], name: str | None = None, *, with_key: bool = False
     ) -> Stream:
         """Replace each record by one record per value ``mapper(value)`` yields, keeping the key."""
-        return self._then("flat_map_values", function_params(mapper, with_key=with_key), name)
+        return self._then(FlatMapValuesNode, mapper, name, with_key=with_key)
 
     def select_key(self, selector: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Set the key to ``selector(key, value)``; marks the key changed."""
-        return self._then("select_key", function_params(selector), name, key_changed=True)
+        return self._then(SelectKeyNode, selector, name, key_changed=True)
 
     def peek(self, action: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Call ``action(key, value)`` for each record and pass it on unchanged."""
-        return self._then("peek", function_params(action), name)
+        return self._then(PeekNode, action, name)
 
     def foreach(self, action: Callable[[Any, Any], Any], name: str | None = None) -> None:
         """Call ``action(key, value)`` for each record; the stream ends here."""
-        self._then("foreach", function_params(action), name)
+        self._then(PeekNode, action, name, terminal=True)
 
     def process(self, processor: Callable[[], Any], *, stores: Iterable[str] = (), name: str | None = None) -> Stream:
         """Run a ``RecordProcessor`` (a subclass, or a function returning an instance) on every record.
@@ -84,8 +103,8 @@ class Stream:
                 raise TopologyError(f"process() uses store {store!r}; declare it first with builder.add_state_store")
         if not callable(processor):
             raise TopologyError(f"process() needs a RecordProcessor subclass or factory, got {processor!r}")
-        node = self.builder.add_node("process", [self.node], {"factory": processor}, name,
-                                     key_changed=True, stores=store_names)
+        node = self.builder.add(ProcessNode, [self.node], name, key_changed=True, factory=processor,
+                                store_names=store_names)
         return Stream(self.builder, node, self.key_serde, self.value_serde)
 
     def split(self, name: str | None = None) -> Splitter:
@@ -96,7 +115,7 @@ class Stream:
         """One stream of the records of both; per-partition input order is kept."""
         if other.builder is not self.builder:
             raise TopologyError("merge() needs two streams of the same StreamsBuilder")
-        node = self.builder.add_node("merge", [self.node, other.node], {}, name)
+        node = self.builder.add(MergeNode, [self.node, other.node], name)
         return Stream(self.builder, node, self.key_serde, self.value_serde)
 
     def to(
@@ -113,19 +132,15 @@ class Stream:
         ``partitioner(key, value, partition_count)`` overrides Kafka's default
         murmur2-of-the-key placement.
         """
-        params: dict[str, Any] = {
-            "key_serde": resolve_serde(key_serde, self.key_serde),
-            "value_serde": resolve_serde(value_serde, self.value_serde),
-            "partitioner": partitioner,
-            "internal": False,
-        }
         if isinstance(topic, str):
-            params.update(topic=topic, extractor=None)
+            fixed, extractor = topic, None
         elif callable(topic):
-            params.update(topic=None, extractor=topic)
+            fixed, extractor = None, topic
         else:
             raise TopologyError(f"to() takes a topic name or a function choosing one, got {topic!r}")
-        self.builder.add_node("sink", [self.node], params, name)
+        self.builder.add(SinkNode, [self.node], name, topic=fixed, extractor=extractor, partitioner=partitioner,
+                         key_serde=resolve_serde(key_serde, self.key_serde),
+                         value_serde=resolve_serde(value_serde, self.value_serde))
 
     def repartition(
         self,
@@ -173,8 +188,8 @@ class Stream:
             base = name or self.builder.generated_name("to-table")
             upstream = through_repartition_topic(self.builder, self.node, base, self.key_serde, value, None)
         store_name = name or self.builder.generated_name("table-store")
-        store = self.builder.add_store(store_name, "key_value", self.key_serde, value)
-        node = self.builder.add_node("table_source", [upstream], {"store": store}, stores=(store,))
+        store = self.builder.add_store(store_name, "key_value", self.key_serde, value, timestamped=True)
+        node = self.builder.add(TableSourceNode, [upstream], store=store)
         return Table(self.builder, node, self.key_serde, value, store)
 
 
@@ -207,15 +222,14 @@ class Splitter:
             raise TopologyError("split() needs at least one branch() before default_branch()")
         builder = self.stream.builder
         predicates = [p for _, p in self.branches]
-        split_params = {"predicates": predicates, "has_default": default is not None,
-                        "is_async": any(is_async_callable(p) for p in predicates)}
-        split = builder.add_node("split", [self.stream.node], split_params, self.name)
+        split = builder.add(SplitNode, [self.stream.node], self.name, predicates=predicates,
+                            has_default=default is not None, is_async=any(is_async_callable(p) for p in predicates))
         names = [n for n, _ in self.branches] + ([default] if default is not None else [])
         result: dict[str, Stream] = {}
         for branch_name in names:
             if branch_name in result:
                 raise TopologyError(f"split() has two branches named {branch_name!r}")
-            node = builder.add_node("branch", [split], {}, f"{split.name}-{branch_name}")
+            node = builder.add(BranchNode, [split], f"{split.name}-{branch_name}")
             result[branch_name] = Stream(builder, node, self.stream.key_serde, self.stream.value_serde)
         return result
 
@@ -234,18 +248,7 @@ def through_repartition_topic(
     topology into two sub-topologies at this point.
     """
     topic = f"{base_name}-repartition"
-    builder.add_node(
-        "sink",
-        [upstream],
-        {"topic": topic, "extractor": None, "partitioner": None, "internal": True,
-         "key_serde": key_serde, "value_serde": value_serde, "partitions": partitions},
-        f"{base_name}-repartition-sink",
-    )
-    return builder.add_node(
-        "source",
-        [],
-        {"topics": [topic], "pattern": None, "internal": True, "key_serde": key_serde,
-         "value_serde": value_serde, "partitions": partitions},
-        f"{base_name}-repartition-source",
-        key_changed=False,
-    )
+    builder.add(SinkNode, [upstream], f"{base_name}-repartition-sink", topic=topic, internal=True,
+                key_serde=key_serde, value_serde=value_serde, partitions=partitions)
+    return builder.add(SourceNode, [], f"{base_name}-repartition-source", key_changed=False, topics=(topic,),
+                       internal=True, key_serde=key_serde, value_serde=value_serde, partitions=partitions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from streamer.dsl.functions import sync_function
-from streamer.dsl.graph import LogicalNode
+from streamer.dsl.nodes import LogicalNode, TableFilterNode, TableGroupByNode, TableMapValuesNode, ToStreamNode
 from streamer.serde import Serde, SerdeLike, resolve_serde
 
 if TYPE_CHECKING:
@@ -29,28 +29,29 @@ class Table:
         self.value_serde = value_serde
         self.store = store
 
-    def _derive(self, op: str, params: dict[str, Any], name: str | None, value_serde: Serde | None = None) -> Table:
-        node = self.builder.add_node(op, [self.node], params, name)
+    def _derive(self, node_type: type[LogicalNode], name: str | None, value_serde: Serde | None = None,
+                **fields: Any) -> Table:
+        node = self.builder.add(node_type, [self.node], name, **fields)
         return Table(self.builder, node, self.key_serde, value_serde or self.value_serde, None)
 
     def filter(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Table:
         """Rows for which ``predicate(key, value)`` holds; rows that stop matching are deleted."""
-        return self._derive("table_filter", {"function": sync_function(predicate), "negate": False}, name)
+        return self._derive(TableFilterNode, name, predicate=sync_function(predicate))
 
     def filter_not(self, predicate: Callable[[Any, Any], Any], name: str | None = None) -> Table:
-        return self._derive("table_filter", {"function": sync_function(predicate), "negate": True}, name)
+        return self._derive(TableFilterNode, name, predicate=sync_function(predicate), negate=True)
 
     def map_values(self, mapper: Callable[..., Any], name: str | None = None, *, with_key: bool = False,
                    value_serde: SerdeLike = None) -> Table:
         """Each value replaced by ``mapper(value)`` (``mapper(key, value)`` with ``with_key``)."""
-        params = {"function": sync_function(mapper), "with_key": with_key}
-        return self._derive("table_map_values", params, name, resolve_serde(value_serde, self.value_serde))
+        return self._derive(TableMapValuesNode, name, resolve_serde(value_serde, self.value_serde),
+                            mapper=sync_function(mapper), with_key=with_key)
 
     def to_stream(self, name: str | None = None) -> Stream:
         """The updates as a stream of (key, new value); a deletion arrives as value None."""
         from streamer.dsl.stream import Stream
 
-        node = self.builder.add_node("to_stream", [self.node], {}, name)
+        node = self.builder.add(ToStreamNode, [self.node], name)
         return Stream(self.builder, node, self.key_serde, self.value_serde)
 
     def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], *, key_serde: SerdeLike = None,
@@ -58,7 +59,6 @@ class Table:
         """Group rows by ``selector(key, value) -> (group_key, value)``, for count/reduce/aggregate."""
         from streamer.dsl.grouped import GroupedTable
 
-        node = self.builder.add_node("table_group_by", [self.node], {"function": sync_function(selector)},
-                                     None, key_changed=True)
+        node = self.builder.add(TableGroupByNode, [self.node], key_changed=True, selector=sync_function(selector))
         return GroupedTable(self.builder, node, resolve_serde(key_serde, self.key_serde),
                             resolve_serde(value_serde, self.value_serde), name)

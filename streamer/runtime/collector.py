@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from streamer.errors import MissingTopicError, StreamerError
+from streamer.errors import MissingTopicError, ProduceError
 from streamer.partitioner import default_partition
 
 TopicPartitionKey = tuple[str, int]
@@ -23,10 +23,6 @@ Columns = tuple[list[Any], list[Any], list[int], list[Any], list[int] | None]
 _KEY_CACHE_LIMIT = 200_000
 #: aiokafka's builder takes headers as a list only; one shared empty list avoids an allocation per record.
 _NO_HEADERS: list[tuple[str, bytes]] = []
-
-
-class ProduceError(StreamerError):
-    """The broker refused or failed to take records a task produced."""
 
 
 class RecordCollector:

@@ -21,7 +21,6 @@ from streamer.topology.topology import Topology, internal_topic_name
 log = logging.getLogger("streamer.topics")
 
 _TOPIC_ALREADY_EXISTS = 36
-_COMPACT = {"cleanup.policy": "compact"}
 
 
 class TopicManager:
@@ -111,7 +110,7 @@ class TopicManager:
             tasks = self._input_partitions(sub.id, counts)
             for store in sub.stores:
                 if store.logged:
-                    wanted[store.changelog_topic(self.app)] = (tasks, dict(_COMPACT))
+                    wanted[store.changelog_topic(self.app)] = (tasks, store.changelog_config())
         existing = await self.partition_counts(list(wanted)) if wanted else {}
         for name, (partitions, _) in wanted.items():
             if name in existing and existing[name] != partitions:
@@ -119,22 +118,25 @@ class TopicManager:
                     f"internal topic {name} has {existing[name]} partitions but the topology needs "
                     f"{partitions}; delete it (and the application's state) or restore the old input partition count"
                 )
-        await self._check_compacted([n for n, (_, cfg) in wanted.items() if cfg and n in existing])
+        await self._check_changelogs({n: cfg for n, (_, cfg) in wanted.items() if cfg and n in existing})
         await self._create({n: w for n, w in wanted.items() if n not in existing})
         counts.update({n: p for n, (p, _) in wanted.items()})
 
-    async def _check_compacted(self, names: list[str]) -> None:
-        if not names:
+    async def _check_changelogs(self, wanted: dict[str, dict[str, str]]) -> None:
+        """Existing changelogs must keep what restore needs: compacted, and windows long enough."""
+        if not wanted:
             return
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"cleanup.policy": None}) for n in names]
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"cleanup.policy": None, "retention.ms": None})
+                     for n in wanted]
         for response in await self.admin.describe_configs(resources):
             for _, _, _, name, entries in response.resources:
-                policy = {e[0]: e[1] for e in entries}.get("cleanup.policy", "")
-                if "compact" not in policy:
+                actual = {e[0]: e[1] for e in entries}
+                problem = _changelog_problem(wanted[name], actual)
+                if problem:
+                    settings = ",".join(f"{k}=[{v}]" if "," in v else f"{k}={v}" for k, v in wanted[name].items())
                     raise TopicMismatchError(
-                        f"changelog topic {name} has cleanup.policy={policy!r}; it must be compacted or "
-                        "state is lost once old segments are deleted. Fix with: kafka-configs.sh --alter "
-                        f"--entity-type topics --entity-name {name} --add-config cleanup.policy=compact"
+                        f"changelog topic {name} {problem}. Fix with: kafka-configs.sh --alter "
+                        f"--entity-type topics --entity-name {name} --add-config {settings}"
                     )
 
     async def _create(self, topics: dict[str, tuple[int, dict[str, str]]]) -> None:
@@ -159,3 +161,16 @@ class TopicManager:
             if loop.time() > deadline:
                 raise MissingTopicError(f"topics {names} were created but never showed up in metadata")
             await asyncio.sleep(0.1)
+
+
+def _changelog_problem(wanted: dict[str, str], actual: dict[str, str]) -> str | None:
+    """What is wrong with an existing changelog's settings, or None."""
+    policy = actual.get("cleanup.policy", "")
+    if "compact" not in policy:
+        return f"has cleanup.policy={policy!r}; it must be compacted or state is lost once old segments are deleted"
+    if "retention.ms" in wanted and "delete" in policy:
+        retention = int(actual.get("retention.ms") or -1)
+        if 0 <= retention < int(wanted["retention.ms"]):
+            return (f"keeps records for retention.ms={retention}, less than the store's retention plus a day "
+                    f"({wanted['retention.ms']}): a restore would miss windows the store still needs")
+    return None

@@ -11,7 +11,6 @@ from typing import Literal
 
 from streamer.errors import StateStoreError
 from streamer.state.memory_store import MemoryStore
-from streamer.state.rocksdb_store import RocksDBStore
 from streamer.state.store import Entry, KeyValueStore, prefix_end
 from streamer.state.write_cache import WriteCache
 
@@ -21,7 +20,6 @@ __all__ = [
     "Entry",
     "KeyValueStore",
     "MemoryStore",
-    "RocksDBStore",
     "StoreKind",
     "WriteCache",
     "open_store",
@@ -36,6 +34,8 @@ def open_store(kind: StoreKind, directory: Path, name: str) -> KeyValueStore:
     ``directory`` and starts empty every time.
     """
     if kind == "rocksdb":
+        from streamer.state.rocksdb_store import RocksDBStore  # imports the native library on first use
+
         return RocksDBStore(directory, name)
     if kind == "memory":
         return MemoryStore(name)

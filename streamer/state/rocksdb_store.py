@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import cast
 
@@ -48,7 +49,12 @@ _WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 _MAX_WRITE_BUFFERS = 3
 #: One block cache for every store of the process, so memory does not grow with the task count.
 _BLOCK_CACHE_BYTES = 64 * 1024 * 1024
-_BLOCK_CACHE = Cache(_BLOCK_CACHE_BYTES)
+
+
+@cache
+def _block_cache() -> Cache:
+    """Made at the first open, not at import: ``import streamer`` must not allocate native memory."""
+    return Cache(_BLOCK_CACHE_BYTES)
 
 
 def _options() -> Options:
@@ -63,7 +69,7 @@ def _options() -> Options:
     options.set_compression_type(DBCompressionType.lz4())
     options.set_keep_log_file_num(2)
     table = BlockBasedOptions()
-    table.set_block_cache(_BLOCK_CACHE)
+    table.set_block_cache(_block_cache())
     table.set_bloom_filter(10, False)  # most gets in aggregations miss on a new key
     options.set_block_based_table_factory(table)
     return options

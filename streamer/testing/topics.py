@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, NamedTuple
 
-from streamer.errors import SerializationError
+from streamer.errors import ProduceError, SerializationError
 from streamer.partitioner import default_partition
 from streamer.record import Headers
-from streamer.runtime.collector import ProduceError
 
 
 class Message(NamedTuple):

@@ -7,7 +7,7 @@ processor instances: every task builds its own processors from the same specs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 from streamer.processors.api import Processor
 from streamer.serde import BYTES, Serde
@@ -18,18 +18,49 @@ def internal_topic_name(application_id: str, suffix: str) -> str:
     return f"{application_id}-{suffix}"
 
 
+#: key_value: latest value per key; window: (key, window start); session: (key, start, end);
+#: buffer: entries ordered by time, for suppression and emit-on-close.
+StoreKind = Literal["key_value", "window", "session", "buffer"]
+STORE_KINDS: tuple[StoreKind, ...] = ("key_value", "window", "session", "buffer")
+#: Kafka Streams keeps windowed changelogs one day longer than the store retains windows.
+CHANGELOG_RETENTION_EXTRA_MS = 86_400_000
+
+
 @dataclass(frozen=True)
 class StoreSpec:
-    """A state store every task of a sub-topology gets its own instance of."""
+    """A state store every task of a sub-topology gets its own instance of.
+
+    ``retention_ms`` is how long window and session stores keep windows (by stream
+    time); ``timestamped`` stores keep each value's timestamp in front of its bytes
+    (``streamer.state.timestamped``); ``retain_duplicates`` window stores keep every
+    record put at the same key and time (stream-stream joins).
+    """
 
     name: str
-    kind: str = "key_value"
+    kind: StoreKind = "key_value"
     logged: bool = True
     key_serde: Serde = BYTES
     value_serde: Serde = BYTES
+    retention_ms: int | None = None
+    timestamped: bool = False
+    retain_duplicates: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in STORE_KINDS:
+            raise ValueError(f"store {self.name}: unknown kind {self.kind!r}; kinds are {STORE_KINDS}")
+        if self.kind in ("window", "session") and (self.retention_ms is None or self.retention_ms < 0):
+            raise ValueError(f"{self.kind} store {self.name} needs a retention_ms >= 0")
 
     def changelog_topic(self, application_id: str) -> str:
         return internal_topic_name(application_id, f"{self.name}-changelog")
+
+    def changelog_config(self) -> dict[str, str]:
+        """Topic settings its changelog must have: windows expire, so their changelogs delete too."""
+        if self.kind in ("window", "session"):
+            assert self.retention_ms is not None
+            return {"cleanup.policy": "compact,delete",
+                    "retention.ms": str(self.retention_ms + CHANGELOG_RETENTION_EXTRA_MS)}
+        return {"cleanup.policy": "compact"}
 
 
 @dataclass

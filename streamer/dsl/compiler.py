@@ -1,0 +1,249 @@
+"""Turns the DSL's logical graph into a Topology of processors, topics and stores.
+
+Sub-topologies are the connected parts of the graph once it is cut at internal
+topics (a repartition sink and its source share no edge); nodes sharing a store are
+kept together because a store lives in exactly one task. Each node type has one
+``processor_factory`` registration below.
+"""
+
+from __future__ import annotations
+
+from functools import partial, singledispatch
+from typing import Callable
+
+from streamer.dsl.nodes import (
+    BranchNode,
+    FilterNode,
+    FlatMapNode,
+    FlatMapValuesNode,
+    FunctionNode,
+    LogicalGraph,
+    LogicalNode,
+    MapNode,
+    MapValuesNode,
+    MergeNode,
+    PeekNode,
+    ProcessNode,
+    SelectKeyNode,
+    SinkNode,
+    SourceNode,
+    SplitNode,
+    StreamAggregateNode,
+    TableAggregateNode,
+    TableFilterNode,
+    TableGroupByNode,
+    TableMapValuesNode,
+    TableSourceNode,
+    ToStreamNode,
+)
+from streamer.errors import TopologyError
+from streamer.processors.aggregate import StreamAggregate, TableAggregate
+from streamer.processors.api import Processor
+from streamer.processors.async_ops import AsyncOperation
+from streamer.processors.sink import Sink
+from streamer.processors.source import Source
+from streamer.processors.stateless import (
+    Filter,
+    FlatMap,
+    FlatMapValues,
+    Map,
+    MapValues,
+    PassThrough,
+    Peek,
+    SelectKey,
+    Split,
+)
+from streamer.processors.table import TableFilter, TableGroupBy, TableMapValues, TableSource, ToStream
+from streamer.processors.user import UserProcessorNode
+from streamer.topology.topology import (
+    NodeSpec,
+    RepartitionTopicSpec,
+    SinkSpec,
+    SourceSpec,
+    SubTopology,
+    Topology,
+)
+
+Factory = Callable[[], Processor]
+
+
+@singledispatch
+def processor_factory(node: LogicalNode, graph: LogicalGraph) -> Factory:
+    """How every task builds the processor of ``node``."""
+    raise TopologyError(f"no processor for operation {node.op!r} (node {node.name})")
+
+
+@processor_factory.register
+def _source(node: SourceNode, graph: LogicalGraph) -> Factory:
+    return partial(Source, node.name, node.key_serde, node.value_serde)
+
+
+@processor_factory.register
+def _sink(node: SinkNode, graph: LogicalGraph) -> Factory:
+    return partial(Sink, node.name, node.topic, node.key_serde, node.value_serde, internal=node.internal,
+                   extractor=node.extractor, partitioner=node.partitioner)
+
+
+@processor_factory.register
+def _split(node: SplitNode, graph: LogicalGraph) -> Factory:
+    return partial(Split, node.name, node.predicates, node.has_default, node.is_async)
+
+
+@processor_factory.register(BranchNode)
+@processor_factory.register(MergeNode)
+def _pass_through(node: LogicalNode, graph: LogicalGraph) -> Factory:
+    return partial(PassThrough, node.name)
+
+
+#: The synchronous processor of each stateless node type; async functions all run in AsyncOperation.
+_STATELESS: dict[type[FunctionNode], Callable[[FunctionNode], Factory]] = {
+    FilterNode: lambda n: partial(Filter, n.name, n.function, n.negate),  # type: ignore[attr-defined]
+    MapNode: lambda n: partial(Map, n.name, n.function),
+    MapValuesNode: lambda n: partial(MapValues, n.name, n.function, n.with_key),
+    FlatMapNode: lambda n: partial(FlatMap, n.name, n.function),
+    FlatMapValuesNode: lambda n: partial(FlatMapValues, n.name, n.function, n.with_key),
+    SelectKeyNode: lambda n: partial(SelectKey, n.name, n.function),
+    PeekNode: lambda n: partial(Peek, n.name, n.function, n.terminal),  # type: ignore[attr-defined]
+}
+
+
+@processor_factory.register
+def _stateless(node: FunctionNode, graph: LogicalGraph) -> Factory:
+    if node.is_async:
+        operation = f"{node.op}_with_key" if node.with_key else node.op
+        return partial(AsyncOperation, node.name, operation, node.function)
+    return _STATELESS[type(node)](node)
+
+
+@processor_factory.register
+def _process(node: ProcessNode, graph: LogicalGraph) -> Factory:
+    serdes = {name: (graph.stores[name].key_serde, graph.stores[name].value_serde) for name in node.store_names}
+    return partial(UserProcessorNode, node.name, node.factory, serdes)
+
+
+@processor_factory.register
+def _table_source(node: TableSourceNode, graph: LogicalGraph) -> Factory:
+    store = graph.stores[node.store]
+    return partial(TableSource, node.name, store.name, store.key_serde, store.value_serde)
+
+
+@processor_factory.register
+def _stream_aggregate(node: StreamAggregateNode, graph: LogicalGraph) -> Factory:
+    store = graph.stores[node.store]
+    return partial(StreamAggregate, node.name, store.name, store.key_serde, store.value_serde,
+                   node.initializer, node.aggregator)
+
+
+@processor_factory.register
+def _table_aggregate(node: TableAggregateNode, graph: LogicalGraph) -> Factory:
+    store = graph.stores[node.store]
+    return partial(TableAggregate, node.name, store.name, store.key_serde, store.value_serde,
+                   node.initializer, node.adder, node.subtractor)
+
+
+@processor_factory.register
+def _table_filter(node: TableFilterNode, graph: LogicalGraph) -> Factory:
+    return partial(TableFilter, node.name, node.predicate, node.negate)
+
+
+@processor_factory.register
+def _table_map_values(node: TableMapValuesNode, graph: LogicalGraph) -> Factory:
+    return partial(TableMapValues, node.name, node.mapper, node.with_key)
+
+
+@processor_factory.register
+def _to_stream(node: ToStreamNode, graph: LogicalGraph) -> Factory:
+    return partial(ToStream, node.name)
+
+
+@processor_factory.register
+def _table_group_by(node: TableGroupByNode, graph: LogicalGraph) -> Factory:
+    return partial(TableGroupBy, node.name, node.selector)
+
+
+def _detail(node: LogicalNode) -> str:
+    """A short note for ``describe()``."""
+    if isinstance(node, SplitNode):
+        return f"{len(node.predicates)} branches" + (", async" if node.is_async else "")
+    return "async" if isinstance(node, FunctionNode) and node.is_async else ""
+
+
+class _Components:
+    """Union-find over node names."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.parent = {n: n for n in names}
+
+    def find(self, name: str) -> str:
+        while self.parent[name] != name:
+            self.parent[name] = self.parent[self.parent[name]]
+            name = self.parent[name]
+        return name
+
+    def union(self, a: str, b: str) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def _sources(graph: LogicalGraph) -> list[SourceNode]:
+    return [node for node in graph.nodes if isinstance(node, SourceNode)]
+
+
+def _check_sources(graph: LogicalGraph) -> None:
+    seen: dict[str, str] = {}
+    for node in _sources(graph):
+        for topic in node.topics:
+            if topic in seen:
+                raise TopologyError(
+                    f"topic {topic!r} is read by two sources ({seen[topic]} and {node.name}); "
+                    "read it once and reuse the stream (split or branch it if needed)"
+                )
+            seen[topic] = node.name
+    if not seen and not any(node.pattern for node in _sources(graph)):
+        raise TopologyError("the topology reads no topic: add builder.stream(...) or builder.table(...)")
+
+
+def _group(graph: LogicalGraph) -> list[list[LogicalNode]]:
+    components = _Components([n.name for n in graph.nodes])
+    by_store: dict[str, str] = {}
+    for node in graph.nodes:
+        for parent in node.parents:
+            components.union(parent.name, node.name)
+        for store in node.stores:
+            if store in by_store:
+                components.union(by_store[store], node.name)
+            by_store[store] = node.name
+    groups: dict[str, list[LogicalNode]] = {}
+    for node in graph.nodes:
+        groups.setdefault(components.find(node.name), []).append(node)
+    ordered = sorted(groups.values(), key=lambda nodes: min(n.order for n in nodes))
+    return [sorted(nodes, key=lambda n: n.order) for nodes in ordered]
+
+
+def compile_graph(graph: LogicalGraph) -> Topology:
+    """Compile a logical graph; raises TopologyError with what to change if it cannot run."""
+    _check_sources(graph)
+    subtopologies: list[SubTopology] = []
+    sub_of: dict[str, int] = {}
+    for sub_id, nodes in enumerate(_group(graph)):
+        specs, sources, sinks, store_names = [], [], [], []
+        for node in nodes:
+            specs.append(NodeSpec(node.name, node.op, processor_factory(node, graph),
+                                  [c.name for c in node.children], node.stores, _detail(node)))
+            sub_of[node.name] = sub_id
+            if isinstance(node, SourceNode):
+                sources.append(SourceSpec(node.name, node.topics, node.pattern, node.internal))
+            elif isinstance(node, SinkNode):
+                sinks.append(SinkSpec(node.name, node.topic, node.internal))
+            store_names.extend(s for s in node.stores if s not in store_names)
+        stores = [graph.stores[name] for name in store_names]
+        subtopologies.append(SubTopology(sub_id, specs, sources, sinks, stores))
+    return Topology(subtopologies, _repartition_topics(graph, sub_of))
+
+
+def _repartition_topics(graph: LogicalGraph, sub_of: dict[str, int]) -> list[RepartitionTopicSpec]:
+    readers = {topic: node for node in _sources(graph) if node.internal for topic in node.topics}
+    return [
+        RepartitionTopicSpec(node.topic, node.partitions, sub_of[node.name], sub_of[readers[node.topic].name])
+        for node in graph.nodes
+        if isinstance(node, SinkNode) and node.internal and node.topic is not None
+    ]
