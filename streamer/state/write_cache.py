@@ -18,19 +18,26 @@ from collections.abc import Iterator
 
 from streamer.state.store import Entry, KeyValueStore, prefix_end
 
+#: Keys per chunk of the sorted dirty keys: an insert moves at most twice this many pointers.
+_CHUNK = 1024
+
 
 class WriteCache:
     """Dirty entries (None marks a pending delete) in front of a KeyValueStore."""
 
-    __slots__ = ("store", "_dirty", "_dirty_bytes", "_sorted_keys")
+    __slots__ = ("store", "discards", "_dirty", "_sorted", "_unsorted")
 
     def __init__(self, store: KeyValueStore) -> None:
         self.store = store
+        #: Bumps at every ``discard``: layers that keep uncommitted bookkeeping of their own
+        #: (a window store's observed time, a buffer's lowest time) drop it when this changes.
+        self.discards = 0
         self._dirty: dict[bytes, bytes | None] = {}
-        self._dirty_bytes = 0
-        # Sorted dirty keys, kept up to date only once a scan asked for them: caches
-        # that are never scanned (counts, aggregates) pay nothing for ordering.
-        self._sorted_keys: list[bytes] | None = None
+        # The dirty keys in order, built at the first scan only: caches that are never
+        # scanned (counts, aggregates) pay nothing for ordering. Keys new since the last
+        # scan wait unsorted in ``_unsorted`` and join ``_sorted`` at the next scan.
+        self._sorted: _SortedKeys | None = None
+        self._unsorted: list[bytes] = []
 
     @property
     def name(self) -> str:
@@ -41,11 +48,6 @@ class WriteCache:
         """Keys written since the last apply or discard."""
         return len(self._dirty)
 
-    @property
-    def dirty_bytes(self) -> int:
-        """Key and value bytes held by the dirty entries, to commit early when the cache grows."""
-        return self._dirty_bytes
-
     def get(self, key: bytes) -> bytes | None:
         dirty = self._dirty
         if key in dirty:
@@ -53,47 +55,61 @@ class WriteCache:
         return self.store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
-        self._set(key, value)
+        dirty = self._dirty
+        if self._sorted is not None and key not in dirty:
+            self._unsorted.append(key)
+        dirty[key] = value
 
     def delete(self, key: bytes) -> None:
         """Hide ``key`` now and delete it from the store and the changelog at commit."""
-        self._set(key, None)
-
-    def _set(self, key: bytes, value: bytes | None) -> None:
         dirty = self._dirty
-        size = 0 if value is None else len(value)
-        if key in dirty:
-            old = dirty[key]
-            self._dirty_bytes += size - (0 if old is None else len(old))
-        else:
-            self._dirty_bytes += len(key) + size
-            if self._sorted_keys is not None:
-                insort(self._sorted_keys, key)
-        dirty[key] = value
+        if self._sorted is not None and key not in dirty:
+            self._unsorted.append(key)
+        dirty[key] = None
 
     def range(self, start: bytes | None, end: bytes | None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """The store's entries in ``[start, end)`` with the dirty ones laid over them.
 
         Like the store's scans, the result reflects the moment of the call.
         """
-        stored = self.store.range(start, end, reverse)
+        return self.merge_scan(self.store.range(start, end, reverse), start, end, reverse)
+
+    def merge_scan(self, stored: Iterator[tuple[bytes, bytes]], start: bytes | None, end: bytes | None,
+                   reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """``stored``, a scan of the store over ``[start, end)`` in key order, with the dirty entries laid over it.
+
+        For layers that scan the store themselves (segmented stores search only the
+        segments a time range can be in).
+        """
         if not self._dirty:
             return stored
-        keys = self._sorted_keys
-        if keys is None:
-            keys = self._sorted_keys = sorted(self._dirty)
-        low = 0 if start is None else bisect_left(keys, start)
-        high = len(keys) if end is None else bisect_left(keys, end)
-        if low >= high:
+        keys = self._sorted_keys().between(start, end)
+        if not keys:
             return stored
         dirty = self._dirty
-        overlay = [(key, dirty[key]) for key in keys[low:high]]
+        overlay = [(key, dirty[key]) for key in keys]
         if reverse:
             overlay.reverse()
         return _merge(stored, overlay, reverse)
 
     def prefix(self, prefix: bytes, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         return self.range(prefix, prefix_end(prefix), reverse)
+
+    def _sorted_keys(self) -> _SortedKeys:
+        """The dirty keys in order, bringing in the keys written since the last scan.
+
+        Many new keys are sorted with the rest at once; a few are inserted one by one,
+        so a scan per record (windows) costs a chunk's insert per new key, not a list's.
+        """
+        ordered = self._sorted
+        new = self._unsorted
+        if ordered is None or len(new) > len(ordered) // 8:
+            ordered = self._sorted = _SortedKeys(sorted(self._dirty))
+        else:
+            for key in new:
+                ordered.add(key)
+        new.clear()
+        return ordered
 
     def dirty_entries(self) -> list[Entry]:
         """The latest value of each key written since the last commit (None = deleted)."""
@@ -107,13 +123,72 @@ class WriteCache:
         """
         if self._dirty or changelog_offset is not None:
             self.store.write_batch(self._dirty.items(), changelog_offset)
-        self.discard()
+        self._forget()
 
     def discard(self) -> None:
         """Forget the dirty entries: the transaction that made them was aborted."""
+        self._forget()
+        self.discards += 1
+
+    def _forget(self) -> None:
         self._dirty.clear()
-        self._dirty_bytes = 0
-        self._sorted_keys = None
+        self._sorted = None
+        self._unsorted.clear()
+
+
+class _SortedKeys:
+    """Sorted distinct keys in chunks of at most ``2 * _CHUNK``, so an insert is a bisect and a short move.
+
+    The keys of a write cache only grow between commits (a delete is a dirty key too),
+    so there is no removal.
+    """
+
+    __slots__ = ("_chunks", "_maxes", "_count")
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self._chunks = [keys[i:i + _CHUNK] for i in range(0, len(keys), _CHUNK)]
+        self._maxes = [chunk[-1] for chunk in self._chunks]
+        self._count = len(keys)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, key: bytes) -> None:
+        """Insert a key not yet present."""
+        chunks, maxes = self._chunks, self._maxes
+        self._count += 1
+        if not chunks:
+            chunks.append([key])
+            maxes.append(key)
+            return
+        index = bisect_left(maxes, key)
+        if index == len(maxes):
+            index -= 1
+            chunk = chunks[index]
+            chunk.append(key)
+            maxes[index] = key
+        else:
+            chunk = chunks[index]
+            insort(chunk, key)
+        if len(chunk) > 2 * _CHUNK:
+            chunks[index:index + 1] = [chunk[:_CHUNK], chunk[_CHUNK:]]
+            maxes[index:index + 1] = [chunk[_CHUNK - 1], chunk[-1]]
+
+    def between(self, start: bytes | None, end: bytes | None) -> list[bytes]:
+        """The keys in ``[start, end)`` in order (None leaves that side open)."""
+        chunks = self._chunks
+        index = 0 if start is None else bisect_left(self._maxes, start)
+        found: list[bytes] = []
+        while index < len(chunks):
+            chunk = chunks[index]
+            low = 0 if start is None else bisect_left(chunk, start)
+            start = None
+            if end is not None and chunk[-1] >= end:
+                found.extend(chunk[low:bisect_left(chunk, end)])
+                break
+            found.extend(chunk[low:] if low else chunk)
+            index += 1
+        return found
 
 
 def _merge(stored: Iterator[tuple[bytes, bytes]], overlay: list[Entry],

@@ -103,29 +103,11 @@ def test_dirty_entries_hold_the_latest_value_per_key(cache: WriteCache) -> None:
     assert cache.dirty_count == 3
 
 
-def test_dirty_bytes_follow_overwrites_and_deletes(store: KeyValueStore) -> None:
-    cache = WriteCache(store)
-    assert cache.dirty_bytes == 0
-    cache.put(b"key", b"12345")
-    assert cache.dirty_bytes == 8
-    cache.put(b"key", b"12")
-    assert cache.dirty_bytes == 5
-    cache.delete(b"key")
-    assert cache.dirty_bytes == 3
-    cache.put(b"key", b"1234")
-    assert cache.dirty_bytes == 7
-    cache.delete(b"other")
-    assert cache.dirty_bytes == 12
-    cache.discard()
-    assert cache.dirty_bytes == 0
-
-
 def test_apply_writes_entries_and_offset_then_clears(cache: WriteCache) -> None:
     cache.put(b"b", b"B")
     cache.delete(b"a")
     cache.apply(9)
     assert cache.dirty_count == 0
-    assert cache.dirty_bytes == 0
     assert cache.dirty_entries() == []
     assert dict(cache.store.range(None, None)) == {b"b": b"B", b"c": b"C", b"e": b"E", b"g": b"G"}
     assert cache.store.changelog_offset() == 9
