@@ -1,4 +1,9 @@
-"""Aggregations: per-key state in a store, updated in input order, emitted on every update."""
+"""Aggregations: per-key state in a store, updated in input order, emitted on every update.
+
+Their stores are timestamped (``streamer.state.timestamped``): each aggregate keeps the
+latest timestamp of the records that built it, and its updates carry that timestamp
+(Kafka Streams' KStreamAggregate, KStreamReduce, KTableAggregate and KTableReduce).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ from streamer.processors.api import Processor
 from streamer.processors.change import Change
 from streamer.record import Record
 from streamer.serde import Serde, serialize_many
+from streamer.state.timestamped import decode, encode
 
 Initializer = Callable[[], Any]
 Adder = Callable[[Any, Any, Any], Any]
+#: an aggregate (None: none) and its timestamp, as a batch holds it until the store gets it
+Entry = tuple[Any, int]
 
 
 class StoreProcessor(Processor):
-    """A processor that keeps typed values in one key-value store of its task."""
+    """A processor that keeps typed, timestamped values in one key-value store of its task."""
 
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
         super().__init__(name)
@@ -27,12 +35,51 @@ class StoreProcessor(Processor):
         super().init(context)
         self.store = context.get_store(self.store_name)
 
+    def _load(self, key_bytes: bytes) -> Entry | None:
+        """The stored (value, timestamp) of a key, or None."""
+        stored = self.store.get(key_bytes)
+        if stored is None:
+            return None
+        timestamp, data = decode(stored)
+        return self.value_serde.deserialize(data), timestamp
+
+    def _write(self, entries: dict[bytes, Entry]) -> None:
+        """A batch's final entries reach the store once per key; a None value deletes the key."""
+        store, dump = self.store, self.value_serde.serialize
+        for key_bytes, (value, timestamp) in entries.items():
+            if value is None:
+                store.delete(key_bytes)
+            else:
+                store.put(key_bytes, encode(timestamp, dump(value)))
+
+    def _encoded_keys(self, records: list[Record]) -> list[bytes | None]:
+        """Serialized keys (None for a None key, or one that failed and went to the error handler).
+
+        Keys are told apart by their serialized bytes, the identity the store and the
+        changelog use (1, 1.0 and True are one Python dict key but three JSON keys).
+        """
+        try:
+            return serialize_many(self.key_serde, [r.key for r in records])
+        except Exception:
+            return [self._encoded_key(record) for record in records]
+
+    def _encoded_key(self, record: Record) -> bytes | None:
+        if record.key is None:
+            return None
+        try:
+            return self.key_serde.serialize(record.key)
+        except Exception as error:
+            self.context.record_error(self.name, record, error)
+            return None
+
 
 class StreamAggregate(StoreProcessor):
     """``aggregator(key, value, aggregate)`` folds each record into its key's aggregate.
 
     Records with a None key or value are skipped, as Kafka Streams does. Emits
-    ``Change(new, old)`` per record so the result is a table.
+    ``Change(new, old)`` per record so the result is a table; ``old`` of a key's first
+    update is the initializer's value (None for reduce), as Kafka Streams sends it.
+    The update's timestamp is the later of the record's and the previous aggregate's.
     """
 
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde,
@@ -42,63 +89,49 @@ class StreamAggregate(StoreProcessor):
         self.aggregator = aggregator
 
     def process(self, records: list[Record]) -> list[Record]:
-        """Aggregates live as objects for the batch and reach the store once per key, at its end.
-
-        Keys are told apart by their serialized bytes, the identity the store and the
-        changelog use (1, 1.0 and True are one Python dict key but three JSON keys).
-        """
+        """Aggregates live as objects for the batch and reach the store once per key, at its end."""
         out: list[Record] = []
         emit = out.append
-        store = self.store
-        load = self.value_serde.deserialize
+        load = self._load
         initializer, aggregator = self.initializer, self.aggregator
-        current: dict[bytes, Any] = {}  # serialized key -> aggregate, for keys updated in this batch
+        current: dict[bytes, Entry] = {}  # serialized key -> (aggregate, timestamp), for keys updated in this batch
         try:
             for record, encoded in zip(records, self._encoded_keys(records)):
                 value = record.value
                 if encoded is None or value is None:
                     continue
+                timestamp = record.timestamp
                 try:
-                    if encoded in current:
-                        old = current[encoded]
+                    entry = current[encoded] if encoded in current else load(encoded)
+                    if entry is None or entry[0] is None:
+                        if initializer is None:
+                            old, new = None, value  # reduce: the first value is the aggregate
+                        else:
+                            old = initializer()
+                            new = aggregator(record.key, value, old)
                     else:
-                        stored = store.get(encoded)
-                        old = None if stored is None else load(stored)
-                    if old is None and initializer is None:
-                        new = value  # reduce: the first value is the aggregate
-                    else:
-                        new = aggregator(record.key, value, initializer() if old is None else old)
+                        old = entry[0]
+                        new = aggregator(record.key, value, old)
+                        if entry[1] > timestamp:
+                            timestamp = entry[1]
                 except Exception as error:
                     self.context.record_error(self.name, record, error)
                     continue
-                current[encoded] = new
-                emit(Record(record.key, Change(new, old), record.timestamp, record.headers, record.offset))
+                current[encoded] = (new, timestamp)
+                emit(Record(record.key, Change(new, old), timestamp, record.headers, record.offset))
         finally:
-            dump = self.value_serde.serialize
-            for encoded, aggregate in current.items():
-                store.put(encoded, dump(aggregate))
+            self._write(current)
         return out
-
-    def _encoded_keys(self, records: list[Record]) -> list[bytes | None]:
-        """Serialized keys (None for a None key, or one that failed and went to the error handler)."""
-        try:
-            return serialize_many(self.key_serde, [r.key for r in records])
-        except Exception:
-            return [self._encoded_key(record) for record in records]
-
-    def _encoded_key(self, record: Record) -> bytes | None:
-        try:
-            return self.key_serde.serialize(record.key)
-        except Exception as error:
-            self.context.record_error(self.name, record, error)
-            return None
 
 
 class TableAggregate(StoreProcessor):
-    """Aggregates a grouped table: ``subtractor`` takes a key's old value out, ``adder`` adds the new.
+    """Aggregates a grouped table: ``subtractor`` takes a row's old value out, ``adder`` adds the new.
 
-    Input values are halves of changes (see ChangeSerde): ``Change(None, old)`` to
-    subtract, ``Change(new, None)`` to add. A group whose aggregate becomes None is deleted.
+    An input change (see ChangeSerde) carries the old value, the new value, or both
+    when the row stayed in its group: then both apply in one step and one net change
+    is emitted. A group whose aggregate becomes None is deleted. Without an
+    ``initializer`` (reduce) a group's first value is its aggregate. The update's
+    timestamp is the later of the record's and the previous aggregate's.
     """
 
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde,
@@ -109,29 +142,37 @@ class TableAggregate(StoreProcessor):
         self.subtractor = subtractor
 
     def process(self, records: list[Record]) -> list[Record]:
+        """Like StreamAggregate: aggregates stay objects for the batch, one store write per key."""
         out: list[Record] = []
-        store = self.store
-        dump_key, dump, load = self.key_serde.serialize, self.value_serde.serialize, self.value_serde.deserialize
-        for record in records:
-            change = record.value
-            if record.key is None or change is None:
-                continue
-            try:
-                key_bytes = dump_key(record.key)
-                stored = store.get(key_bytes)
-                old = None if stored is None else load(stored)
-                if change.old is not None:
-                    new = None if old is None else self.subtractor(record.key, change.old, old)
-                elif old is None and self.initializer is None:
-                    new = change.new
-                else:
-                    new = self.adder(record.key, change.new, self.initializer() if old is None else old)
-                if new is None:
-                    store.delete(key_bytes)
-                else:
-                    store.put(key_bytes, dump(new))
-            except Exception as error:
-                self.context.record_error(self.name, record, error)
-                continue
-            out.append(Record(record.key, Change(new, old), record.timestamp, record.headers, record.offset))
+        load = self._load
+        initializer, adder, subtractor = self.initializer, self.adder, self.subtractor
+        current: dict[bytes, Entry] = {}
+        try:
+            for record, encoded in zip(records, self._encoded_keys(records)):
+                change = record.value
+                if encoded is None or change is None:
+                    continue
+                key, timestamp = record.key, record.timestamp
+                try:
+                    entry = current[encoded] if encoded in current else load(encoded)
+                    old = None if entry is None else entry[0]
+                    aggregate = old
+                    if change.old is not None and old is not None:
+                        aggregate = subtractor(key, change.old, old)
+                    if change.new is not None:
+                        if aggregate is not None:
+                            aggregate = adder(key, change.new, aggregate)
+                        elif initializer is None:
+                            aggregate = change.new
+                        else:
+                            aggregate = adder(key, change.new, initializer())
+                except Exception as error:
+                    self.context.record_error(self.name, record, error)
+                    continue
+                if old is not None and entry is not None and entry[1] > timestamp:
+                    timestamp = entry[1]
+                current[encoded] = (aggregate, timestamp)
+                out.append(Record(key, Change(aggregate, old), timestamp, record.headers, record.offset))
+        finally:
+            self._write(current)
         return out

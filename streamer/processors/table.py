@@ -8,48 +8,62 @@ from streamer.processors.aggregate import StoreProcessor
 from streamer.processors.api import Processor
 from streamer.processors.change import Change
 from streamer.record import Record
+from streamer.state.timestamped import encode
 
 
 class TableSource(StoreProcessor):
-    """Keeps the latest value per key (None deletes) and forwards ``Change(new, old)``."""
+    """Keeps the latest value per key with its record's timestamp (None deletes); forwards ``Change(new, old)``.
+
+    Every record with a key is forwarded, a tombstone for a key never seen included, as
+    Kafka Streams' KTableSource does; the update keeps the record's own timestamp.
+    """
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
-        store = self.store
-        dump_key, dump, load = self.key_serde.serialize, self.value_serde.serialize, self.value_serde.deserialize
-        for record in records:
-            if record.key is None:
+        store, load = self.store, self._load
+        dump = self.value_serde.serialize
+        for record, key_bytes in zip(records, self._encoded_keys(records)):
+            if key_bytes is None:
                 continue
             try:
-                key_bytes = dump_key(record.key)
-                stored = store.get(key_bytes)
+                entry = load(key_bytes)
                 if record.value is None:
                     store.delete(key_bytes)
                 else:
-                    store.put(key_bytes, dump(record.value))
-                old = None if stored is None else load(stored)
+                    store.put(key_bytes, encode(record.timestamp, dump(record.value)))
             except Exception as error:
                 self.context.record_error(self.name, record, error)
                 continue
-            if old is None and record.value is None:
-                continue
-            out.append(Record(record.key, Change(record.value, old), record.timestamp, record.headers, record.offset))
+            old = None if entry is None else entry[0]
+            out.append(record.with_value(Change(record.value, old)))
         return out
 
 
 class TableFilter(Processor):
-    """A table of the rows for which ``predicate(key, value)`` holds; a row that stops matching is deleted."""
+    """A table of the rows for which ``predicate(key, value)`` holds; a row that stops matching is deleted.
 
-    def __init__(self, name: str, predicate: Callable[[Any, Any], Any], negate: bool = False) -> None:
+    ``send_old_values`` is Kafka Streams' flag of the same name: whether the parent
+    table sends old values (it does when it is materialized, such as an aggregation or
+    a named table, or when a downstream grouping or suppression asks for them). With
+    them, an update that neither matched before nor matches now is dropped; without
+    them the filter cannot tell, so every update that does not match is forwarded as a
+    delete. The old value is passed on either way; downstream only reads it where
+    Kafka Streams would have it.
+    """
+
+    def __init__(self, name: str, predicate: Callable[[Any, Any], Any], negate: bool = False,
+                 send_old_values: bool = False) -> None:
         super().__init__(name)
         self.predicate = predicate
         self.negate = negate
+        self.send_old_values = send_old_values
 
     def _keep(self, key: Any, value: Any) -> Any:
         return None if value is None or (not self.predicate(key, value)) is not self.negate else value
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
+        skip_empty = self.send_old_values
         for record in records:
             change = record.value
             try:
@@ -57,7 +71,7 @@ class TableFilter(Processor):
             except Exception as error:
                 self.context.record_error(self.name, record, error)
                 continue
-            if new is not None or old is not None:
+            if new is not None or old is not None or not skip_empty:
                 out.append(record.with_value(Change(new, old)))
         return out
 
@@ -98,8 +112,11 @@ class ToStream(Processor):
 class TableGroupBy(Processor):
     """Re-keys table updates for a grouped aggregation: ``selector(key, value) -> (group, value)``.
 
-    Each update becomes up to two records, the old value's (to subtract from its old
-    group) first and then the new value's (to add to its new group).
+    A row that stays in its group becomes one record carrying its old and new value,
+    so the aggregate applies both at once and emits one net change (Kafka Streams
+    since 3.5, KIP-904). A row that changes group becomes two: the old value's (to
+    subtract from its old group) first, then the new value's. A selected group or
+    value of None is not forwarded.
     """
 
     def __init__(self, name: str, selector: Callable[[Any, Any], tuple[Any, Any]]) -> None:
@@ -108,16 +125,28 @@ class TableGroupBy(Processor):
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
+        emit = out.append
         selector = self.selector
         for record in records:
             change = record.value
             try:
-                if change.old is not None:
-                    group, value = selector(record.key, change.old)
-                    out.append(Record(group, Change(None, value), record.timestamp, record.headers, record.offset))
-                if change.new is not None:
-                    group, value = selector(record.key, change.new)
-                    out.append(Record(group, Change(value, None), record.timestamp, record.headers, record.offset))
+                new_group, new = (None, None) if change.new is None else selector(record.key, change.new)
+                old_group, old = (None, None) if change.old is None else selector(record.key, change.old)
             except Exception as error:
                 self.context.record_error(self.name, record, error)
+                continue
+            has_new = new_group is not None and new is not None
+            has_old = old_group is not None and old is not None
+            if has_new and has_old and _same_group(old_group, new_group):
+                emit(Record(new_group, Change(new, old), record.timestamp, record.headers, record.offset))
+                continue
+            if has_old:
+                emit(Record(old_group, Change(None, old), record.timestamp, record.headers, record.offset))
+            if has_new:
+                emit(Record(new_group, Change(new, None), record.timestamp, record.headers, record.offset))
         return out
+
+
+def _same_group(a: Any, b: Any) -> bool:
+    """Equal and of one type: 1 == 1.0 == True, but a serde may write them as different keys."""
+    return a.__class__ is b.__class__ and a == b

@@ -14,6 +14,8 @@ class LocalStoreView:
     Reads see the tasks' write caches, so they include changes not yet committed (under
     exactly-once such changes can still be rolled back). Keys of partitions other workers
     own are not here: route such queries to the worker that owns the key's partition.
+    Values are plain values; ``get_with_timestamp`` adds the timestamp that aggregates and
+    tables keep per value.
     """
 
     def __init__(self, name: str, stores: Iterable[TypedStore]) -> None:
@@ -25,6 +27,13 @@ class LocalStoreView:
             if key in store:
                 return store.get(key)
         return default
+
+    def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
+        """``(value, timestamp)`` of ``key`` in a timestamped store, or None if no task has it."""
+        for store in self._stores:
+            if key in store:
+                return store.get_with_timestamp(key)
+        return None
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         for store in self._stores:

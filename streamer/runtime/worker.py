@@ -166,7 +166,8 @@ class Worker:
         spec = specs[name]
         caches = [task.stores[name] for task_id, task in sorted(self.tasks.items()) if task_id in self._runners
                   and name in task.stores.caches]
-        return LocalStoreView(name, (TypedStore(cache, spec.key_serde, spec.value_serde) for cache in caches))
+        return LocalStoreView(name, (TypedStore(cache, spec.key_serde, spec.value_serde, spec.timestamped)
+                                      for cache in caches))
 
     # -- the poll loop ---------------------------------------------------------------------
 

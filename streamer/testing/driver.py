@@ -228,7 +228,7 @@ class TopologyTestDriver:
         for task in self._tasks:
             for spec in task.subtopology.stores:
                 if spec.name == name:
-                    return StoreView(TypedStore(task.stores[name], spec.key_serde, spec.value_serde))
+                    return StoreView(TypedStore(task.stores[name], spec.key_serde, spec.value_serde, spec.timestamped))
         names = sorted(spec.name for spec in self.topology.stores())
         raise StreamerError(f"the topology has no store {name!r}; its stores are {names}")
 

@@ -9,6 +9,7 @@ from streamer.errors import StreamerError
 from streamer.processors.source import Source
 from streamer.record import Headers
 from streamer.serde import BYTES, Serde, SerdeLike, resolve_serde
+from streamer.state.typed_store import TimestampedValueSerde
 
 if TYPE_CHECKING:
     from streamer.testing.task import DriverTask
@@ -50,7 +51,8 @@ class TopicSerdes:
                 else:
                     self._add(topic, pair)
             for store in task.subtopology.stores:
-                self._add(store.changelog_topic(application_id), (store.key_serde, store.value_serde))
+                value_serde = TimestampedValueSerde(store.value_serde) if store.timestamped else store.value_serde
+                self._add(store.changelog_topic(application_id), (store.key_serde, value_serde))
         self._fixed.setdefault(dead_letter_topic, (BYTES, BYTES))
         for task in tasks:
             for topic, index in task.sources.items():

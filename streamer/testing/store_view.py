@@ -22,6 +22,10 @@ class StoreView:
         """The value stored for ``key``, or ``default`` if there is none."""
         return self._store.get(key, default)
 
+    def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
+        """``(value, timestamp)`` in a timestamped store (aggregates, tables), or None if ``key`` has none."""
+        return self._store.get_with_timestamp(key)
+
     def range(self, start: Any = None, end: Any = None, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
         """Entries with ``start <= key < end`` (None: unbounded), in the order of the serialized keys."""
         return self._store.range(start, end, reverse)
