@@ -44,6 +44,11 @@ class ProcessorContext(Protocol):
         """Highest record timestamp the task has seen (ms); -1 before the first record."""
         ...
 
+    @property
+    def wall_clock_ms(self) -> int:
+        """The task's wall clock (ms since the epoch); the test driver's clock in tests."""
+        ...
+
     def get_store(self, name: str) -> Any:
         """The task's instance of a store declared for this processor."""
         ...

@@ -36,6 +36,10 @@ class TaskContext:
     def stream_time(self) -> int:
         return self._task.stream_time
 
+    @property
+    def wall_clock_ms(self) -> int:
+        return self._task.clock()
+
     def get_store(self, name: str) -> Any:
         try:
             return self._task.stores[name]
