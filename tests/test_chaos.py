@@ -10,11 +10,28 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import orjson
 import pytest
 
-from tests.chaos.generator import InputRecord, generate_input, partition_of, running_aggregates
+from tests.chaos.generator import (
+    InputRecord,
+    generate_input,
+    partition_of,
+    running_aggregates,
+    window_expectations,
+    window_key,
+)
 from tests.chaos.run import ChaosOptions, ChaosResult, run_chaos
-from tests.chaos.verifier import Check, Message, check_echo, check_final, check_input, check_updates
+from tests.chaos.verifier import (
+    Check,
+    Message,
+    Partitions,
+    check_echo,
+    check_final,
+    check_input,
+    check_updates,
+    check_windowed,
+)
 
 
 def _as_messages(records: list[InputRecord], base: int = 1_000) -> list[Message]:
@@ -85,6 +102,65 @@ def test_the_verifier_checks_every_final_value() -> None:
     del finals[f"agg-repart/{some_key}"]
     assert check_final(expected, finals).gaps == 1
     assert isinstance(check_final(expected, {}), Check)
+
+
+def test_lateness_follows_each_partitions_stream_time() -> None:
+    # One partition, 1 s windows, 1 s grace: stream time is the highest timestamp so far.
+    plan = [("k00", 100, 1), ("k00", 2_500, 2), ("k00", 900, 4), ("k01", 1_600, 8), ("k00", 4_100, 16)]
+    records = [InputRecord(i, key, 0, value, ts) for i, (key, ts, value) in enumerate(plan)]
+    expected = window_expectations(records, 1, base_timestamp_ms=0)
+    # ts 900 comes at stream time 2500 >= its window's end 1000 + grace: late. ts 1600 is older
+    # than 2500 but its window [1000, 2000) closes only at 3000: counted.
+    assert expected.late == [records[2]] and expected.reordered == 1
+    assert expected.finals == {("k00", 0): {"count": 1, "sum": 1}, ("k00", 2_000): {"count": 1, "sum": 2},
+                               ("k01", 1_000): {"count": 1, "sum": 8}}
+    assert expected.still_open == {("k00", 4_000)}  # closes at 6000, the partition ends at 4100
+
+
+def test_the_generated_input_has_reordered_and_late_records_and_open_windows() -> None:
+    records = generate_input(3, 20_000, 20)
+    expected = window_expectations(records, 6, base_timestamp_ms=1_700_000_000_123)
+    assert expected.reordered > 500 and 100 < len(expected.late) < 0.05 * len(records), expected.summary()
+    assert expected.still_open and len(expected.finals) > 1_500, expected.summary()
+    counted = sum(v["count"] for v in expected.finals.values())
+    assert counted + len(expected.late) + len(expected.still_open) <= len(records)
+    assert expected != window_expectations(records, 6, base_timestamp_ms=1_700_000_000_623), \
+        "window alignment follows the absolute timestamps"
+
+
+def _windowed_output(finals: dict[tuple[str, int], dict[str, int]], partitions: int) -> Partitions:
+    out: Partitions = {p: [] for p in range(partitions)}
+    for window, value in finals.items():
+        key = window_key(*window)
+        messages = out[partition_of(key, partitions)]
+        messages.append(Message(len(messages), key.encode(), orjson.dumps(value), window[1]))
+    return out
+
+
+def test_the_verifier_wants_one_final_record_per_closed_window() -> None:
+    expected = window_expectations(generate_input(4, 3_000, 20), 6, base_timestamp_ms=1_000_000)
+    assert check_windowed(expected, _windowed_output(expected.finals, 6), 6).passed("exactly_once")
+    (first, first_value), (second, _), (third, third_value) = list(expected.finals.items())[:3]
+    open_window = next(iter(expected.still_open))
+
+    replayed = _windowed_output({**expected.finals}, 6)
+    replayed[0] += replayed[0][:2]  # two finals emitted again after a crash
+    check = check_windowed(expected, replayed, 6)
+    assert check.duplicates == 2 and check.passed("at_least_once") and not check.passed("exactly_once")
+
+    inflated = check_windowed(expected, _windowed_output(
+        {**expected.finals, first: dict(first_value, count=first_value["count"] + 1)}, 6), 6)
+    assert inflated.inflated == 1 and inflated.passed("at_least_once") and not inflated.passed("exactly_once")
+
+    lost = {window: value for window, value in expected.finals.items() if window != second}
+    assert check_windowed(expected, _windowed_output(lost, 6), 6).gaps == 1
+
+    early = check_windowed(expected, _windowed_output({**expected.finals, open_window: {"count": 1, "sum": 0}}, 6), 6)
+    phantom = check_windowed(expected, _windowed_output({**expected.finals, ("k99", 0): {"count": 1, "sum": 0}}, 6), 6)
+    wrong = check_windowed(expected, _windowed_output(
+        {**expected.finals, third: dict(third_value, sum=third_value["sum"] + 1)}, 6), 6)
+    for check in (early, phantom, wrong):
+        assert check.mismatches == 1 and not check.passed("at_least_once"), check.examples
 
 
 def _explain(result: ChaosResult) -> str:

@@ -5,6 +5,11 @@ value, its per-key sequence number and its timestamp offset. The verifier recomp
 instead of trusting what it reads back, so a lost or doubled input record is caught too.
 Timestamps are ``base_timestamp_ms + offset``; offsets are mostly rising with some records
 late by up to two seconds, so the app sees out-of-order event time as real input has.
+
+The windowed output's answer follows from the input too (``window_expectations``): stream
+time is per input partition (the maximum timestamp seen so far in offset order), so which
+records are within the grace, which are late and which windows have closed by the end is
+fixed by the input before the app runs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ TICK_MS = 5
 LATE_SHARE = 0.1
 MAX_LATENESS_MS = 2_000
 VALUE_RANGE = (-10_000, 10_000)
+#: The app's tumbling windows: records up to ``MAX_LATENESS_MS`` late straddle the grace, so
+#: some out-of-order records are still counted and some (about 2.5%) are dropped as late.
+WINDOW_SIZE_MS = 1_000
+WINDOW_GRACE_MS = 1_000
 
 
 def key_name(index: int) -> str:
@@ -92,6 +101,72 @@ def running_aggregates(records: list[InputRecord]) -> dict[str, list[dict[str, A
         history = out.setdefault(record.key, [])
         history.append(fold(history[-1] if history else None, record.seq, record.value))
     return out
+
+
+def fold_window(aggregate: dict[str, int], value: int) -> dict[str, int]:
+    """A window's aggregate after one more input: shared by the app and the verifier."""
+    return {"count": aggregate["count"] + 1, "sum": aggregate["sum"] + value}
+
+
+def window_key(key: str, start: int) -> str:
+    """The windowed output's record key: the input key and the window start."""
+    return f"{key}@{start}"
+
+
+def parse_window_key(text: str) -> tuple[str, int] | None:
+    key, _, start = text.rpartition("@")
+    return (key, int(start)) if key and start.isdigit() else None
+
+
+@dataclass
+class WindowExpectations:
+    """What the windowed output must hold after a run, per (key, window start)."""
+
+    #: Windows stream time has closed: each must have exactly one final record with this value.
+    finals: dict[tuple[str, int], dict[str, int]]
+    #: Windows with input that stream time has not closed by the end: no final record yet.
+    still_open: set[tuple[str, int]]
+    #: Records whose window had closed when they came (dropped, in no value).
+    late: list[InputRecord]
+    #: Records older than their partition's stream time but within the grace (counted).
+    reordered: int
+
+    def summary(self) -> str:
+        return (f"{len(self.finals)} closed windows, {len(self.still_open)} still open at the end, "
+                f"{self.reordered} out-of-order records within the grace, {len(self.late)} late records dropped")
+
+
+def window_expectations(records: list[InputRecord], partitions: int, base_timestamp_ms: int,
+                        size_ms: int = WINDOW_SIZE_MS, grace_ms: int = WINDOW_GRACE_MS) -> WindowExpectations:
+    """Replay each partition in offset order with its own stream time, as the app's tasks do.
+
+    A record is late iff its window's end + grace <= the partition's stream time (the
+    highest timestamp so far; a late record, older than its window's end, never raises it);
+    a window is closed at the end iff its end + grace <= the partition's final stream time.
+    """
+    stream_time = [-1] * partitions
+    values: dict[tuple[str, int], dict[str, int]] = {}
+    late: list[InputRecord] = []
+    reordered = 0
+    for record in records:
+        partition = partition_of(record.key, partitions)
+        timestamp = base_timestamp_ms + record.ts_offset_ms
+        start = timestamp - timestamp % size_ms
+        if start + size_ms + grace_ms <= stream_time[partition]:
+            late.append(record)
+            continue
+        reordered += timestamp < stream_time[partition]
+        stream_time[partition] = max(stream_time[partition], timestamp)
+        window = (record.key, start)
+        values[window] = fold_window(values.get(window, {"count": 0, "sum": 0}), record.value)
+    finals: dict[tuple[str, int], dict[str, int]] = {}
+    still_open: set[tuple[str, int]] = set()
+    for window, value in values.items():
+        if window[1] + size_ms + grace_ms <= stream_time[partition_of(window[0], partitions)]:
+            finals[window] = value
+        else:
+            still_open.add(window)
+    return WindowExpectations(finals, still_open, late, reordered)
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -200,7 +200,8 @@ class Chaos:
                 self.workers.append(self._worker(f"w{index}", self.dir / f"state-w{index}").start())
             await asyncio.gather(*(w.wait_for_log("assigned tasks", timeout=90) for w in self.workers))
             await _wait_until(self._group_settled, timeout=90, what="the workers to share all tasks")
-            self.say(f"{options.workers} workers joined; writing {options.records} records (at most {options.rate:.0f}/s)")
+            self.say(f"{options.workers} workers joined; writing {options.records} records "
+                     f"(at most {options.rate:.0f}/s)")
 
             writer = InputWriter(self.bootstrap, self.topics.input, records, options.partitions,
                                  rate=options.rate, base_timestamp_ms=base_timestamp)
@@ -593,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 2, or there is nobody to take over from a killed worker")
     options = ChaosOptions(records=args.records, kills=args.kills, workers=args.workers, keys=args.keys,
                            seed=args.seed, partitions=args.partitions, rate=args.rate, wipe_share=args.wipe_share,
-                           kill_all_share=args.kill_all_share, early_kill_share=args.early_kill_share, max_restart_delay_s=args.max_restart_delay, commit_interval_ms=args.commit_interval_ms,
+                           kill_all_share=args.kill_all_share, early_kill_share=args.early_kill_share,
+                           max_restart_delay_s=args.max_restart_delay, commit_interval_ms=args.commit_interval_ms,
                            drain_timeout_s=args.drain_timeout, keep_topics=args.keep_topics, log_dir=args.log_dir)
     guarantees = list(GUARANTEES) if args.guarantee == "both" else [args.guarantee]
     broker = None

@@ -33,7 +33,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.chaos.app import DIRECT_STORE, REPART_STORE
-from tests.chaos.generator import InputRecord, generate_input, partition_of, running_aggregates
+from tests.chaos.generator import (
+    InputRecord,
+    WindowExpectations,
+    generate_input,
+    parse_window_key,
+    partition_of,
+    running_aggregates,
+    window_key,
+)
 
 GUARANTEES = ("exactly_once", "at_least_once")
 KINDS = ("duplicates", "gaps", "inflated", "mismatches")
@@ -219,7 +227,8 @@ def check_echo(input_read: Partitions, echo_read: Partitions, committed: dict[in
             source = inputs[index]
             if (message.key, message.timestamp) != (source.key, source.timestamp):
                 check.note("mismatches", f"echo p{partition} offset {message.offset}: key/timestamp "
-                                         f"{message.key!r}/{message.timestamp} != input {source.key!r}/{source.timestamp}")
+                                         f"{message.key!r}/{message.timestamp} != input "
+                                         f"{source.key!r}/{source.timestamp}")
             if index >= limit:
                 check.note("mismatches", f"echo p{partition} offset {message.offset} echoes input offset {index}, "
                                          f"which the group has not committed ({limit})")
@@ -309,6 +318,48 @@ def check_final(expected: dict[str, list[dict[str, Any]]], finals: dict[str, dic
 
 def _final_sources() -> tuple[str, ...]:
     return ("agg-direct", "agg-repart", f"{DIRECT_STORE}-changelog", f"{REPART_STORE}-changelog")
+
+
+def check_windowed(expected: WindowExpectations, read: Partitions, partitions: int) -> Check:
+    """Kafka Streams SmokeTest's invariant for emit-on-close: one final record per closed window.
+
+    Every closed (key, window) must have exactly one record, with the value of its on-time
+    inputs: a missing one is a gap, a repeat a duplicate, a count above the expected one
+    inflated (an input folded twice). A record for a window that is still open (emitted
+    before its close) or that has no on-time input at all (only late records, or none) is
+    a mismatch, as is a key in the wrong partition.
+    """
+    check = Check("windowed")
+    emitted: dict[tuple[str, int], list[Any]] = {}
+    for partition, messages in sorted(read.items()):
+        for message in messages:
+            text = (message.key or b"").decode()
+            window = parse_window_key(text)
+            if window is None:
+                check.note("mismatches", f"windowed p{partition} offset {message.offset}: key {text!r} names no window")
+                continue
+            if partition_of(text, partitions) != partition:
+                check.note("mismatches", f"windowed record {text} in p{partition}, not its partition")
+            emitted.setdefault(window, []).append(None if message.value is None else orjson.loads(message.value))
+    for window, want in sorted(expected.finals.items()):
+        check.checked += 1
+        where = window_key(*window)
+        got = emitted.get(window, [])
+        if not got:
+            check.note("gaps", f"{where}: no final record, expected {want}")
+            continue
+        if len(got) > 1:
+            check.note("duplicates", f"{where}: {len(got)} final records {got}", len(got) - 1)
+        for value in got:
+            if not isinstance(value, dict):
+                check.note("mismatches", f"{where}: final record {value!r}, expected {want}")
+            else:
+                _compare(check, where, value, want)
+    for window in sorted(emitted.keys() - expected.finals.keys()):
+        state = "still open at the end" if window in expected.still_open else "without on-time input"
+        check.note("mismatches", f"{window_key(*window)}: {emitted[window]} for a window {state}",
+                   len(emitted[window]))
+    return check
 
 
 def last_values(read: Partitions) -> dict[str, Any]:
