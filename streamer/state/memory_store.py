@@ -8,7 +8,7 @@ the honest answer, since none of the data it described is still there.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from streamer.state.store import Entry, KeyValueStore
 
@@ -55,10 +55,15 @@ class MemoryStore(KeyValueStore):
     def approximate_count(self) -> int:
         return len(self._data)
 
-    def write_batch(self, entries: Iterable[Entry], changelog_offset: int | None) -> None:
+    def write_batch(self, entries: Iterable[Entry], changelog_offset: int | None,
+                    drop_ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
         data = self._data
-        size_before = len(data)
         removed_any = False
+        for start, end in drop_ranges:
+            for key, _ in self.range(start, end):
+                del data[key]
+                removed_any = True
+        size_before = len(data)
         for key, value in entries:
             if value is None:
                 if data.pop(key, None) is not None:

@@ -21,7 +21,7 @@ and counts without touching user keys on the hot path.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import cast
@@ -144,8 +144,11 @@ class RocksDBStore(KeyValueStore):
             raise self._error("count", error) from error
         return count or 0
 
-    def write_batch(self, entries: Iterable[Entry], changelog_offset: int | None) -> None:
+    def write_batch(self, entries: Iterable[Entry], changelog_offset: int | None,
+                    drop_ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
         batch = WriteBatch(raw_mode=True)
+        for start, end in drop_ranges:  # one range tombstone each, before the puts so they survive it
+            batch.delete_range(start, end)
         put, delete = batch.put, batch.delete
         for key, value in entries:
             if value is None:

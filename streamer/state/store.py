@@ -14,7 +14,7 @@ the data instead (RocksDB: a separate column family; memory: an attribute), so `
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 #: One change as it travels to a store or a changelog: ``None`` as value deletes the key.
 Entry = tuple[bytes, bytes | None]
@@ -66,11 +66,14 @@ class KeyValueStore(ABC):
         """Roughly how many keys the store holds; cheap, so it may be off (RocksDB estimates)."""
 
     @abstractmethod
-    def write_batch(self, entries: Iterable[Entry], changelog_offset: int | None) -> None:
-        """Apply ``entries`` in order and, if given, record ``changelog_offset``, all atomically.
+    def write_batch(self, entries: Iterable[Entry], changelog_offset: int | None,
+                    drop_ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Delete every key in each ``[start, end)`` of ``drop_ranges``, then apply ``entries`` in
+        order and, if given, record ``changelog_offset``, all atomically.
 
         ``changelog_offset`` is the next changelog offset to restore from (last applied
         offset + 1). None keeps the recorded offset, for stores without a changelog.
+        ``drop_ranges`` is how segmented stores expire whole segments at once.
         """
 
     def restore_batch(self, entries: Iterable[Entry], next_offset: int) -> None:
