@@ -8,13 +8,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamer.config import StreamerConfig
-from streamer.errors import StateStoreError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.restorer import Restorer
 from streamer.runtime.task_core import task_id_of
-from streamer.runtime.task_stores import TaskStores
-from streamer.state import open_store
-from streamer.state.write_cache import WriteCache
+from streamer.runtime.task_stores import TaskStores, open_task_stores
 from streamer.topology.topology import SubTopology
 
 
@@ -29,20 +26,7 @@ class StateManager:
 
     def open(self, subtopology: SubTopology, partition: int) -> TaskStores:
         task_dir = self.root / task_id_of(subtopology.id, partition)
-        caches: dict[str, WriteCache] = {}
-        changelogs: dict[str, str] = {}
-        for spec in subtopology.stores:
-            try:
-                store = open_store(self.config.state_store, task_dir, spec.name)
-            except Exception as error:
-                raise StateStoreError(
-                    f"cannot open store {spec.name} in {task_dir}: {error}. Is another worker using the "
-                    "same state_dir? Give each worker on a machine its own --state-dir"
-                ) from error
-            caches[spec.name] = WriteCache(store)
-            if spec.logged:
-                changelogs[spec.name] = spec.changelog_topic(self.config.application_id)
-        return TaskStores(partition, caches, changelogs)
+        return open_task_stores(subtopology, partition, task_dir, self.config.state_store, self.config.application_id)
 
     async def _restorer(self) -> Restorer:
         async with self._restorer_lock:  # tasks open concurrently; they must share one consumer

@@ -7,10 +7,35 @@ together with the changelog offset they reach, so a store never holds uncommitte
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from streamer.state.write_cache import WriteCache
+from streamer.errors import StateStoreError
+from streamer.state import StoreKind, WriteCache, open_layout
+from streamer.topology.topology import SubTopology
+
+
+def open_task_stores(subtopology: SubTopology, partition: int, directory: Path, backend: StoreKind,
+                     application_id: str) -> TaskStores:
+    """Open every store of one task, laid out for its kind, each behind a write cache.
+
+    The one place stores are opened, for the worker and the test driver alike, so both
+    run the same layouts (a window store is segmented in either).
+    """
+    caches: dict[str, WriteCache] = {}
+    try:
+        for spec in subtopology.stores:
+            store = open_layout(backend, directory, spec.name, spec.kind, spec.retention_ms, spec.retain_duplicates)
+            caches[spec.name] = WriteCache(store)
+    except Exception as error:
+        for cache in caches.values():
+            cache.store.close()
+        raise StateStoreError(
+            f"cannot open store {spec.name} in {directory}: {error}. Is another worker using the "
+            "same state_dir? Give each worker on a machine its own --state-dir"
+        ) from error
+    changelogs = {spec.name: spec.changelog_topic(application_id) for spec in subtopology.stores if spec.logged}
+    return TaskStores(partition, caches, changelogs)
 
 
 class _Collector(Protocol):

@@ -1,10 +1,12 @@
 """TopologyTestDriver: run a topology in-process, without a broker, for users' unit tests.
 
 The driver builds one task per sub-topology (partition 0 of every input) with the same
-processors, context, stores and error handling as the real runtime, and replaces Kafka
-by in-memory topics. Each piped record is processed at once; whatever it writes to a
-repartition topic is fed to the reading sub-topology before ``pipe`` returns, and then
-the driver commits, so stores and outputs are visible to the test immediately.
+processors, context, stores, time and error handling as the real runtime, and replaces
+Kafka by in-memory topics. Each piped record (or batch, ``pipe_batch``) is processed at
+once; whatever it writes to a repartition topic is fed to the reading sub-topology
+before ``pipe`` returns, and then the driver commits (stores, stream time and processor
+metadata), so outputs and state are visible to the test immediately. A task reading
+several topics processes them in timestamp order, as in the runtime.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from streamer.errors import SerializationError, StreamerError
 from streamer.processors.api import PunctuationType
 from streamer.record import Headers
 from streamer.runtime.task_core import task_id_of
-from streamer.runtime.task_stores import TaskStores
+from streamer.runtime.task_stores import TaskStores, open_task_stores
 from streamer.serde import Serde, SerdeLike
-from streamer.state import WriteCache, open_store
 from streamer.state.typed_store import TypedStore
 from streamer.testing._loop import SyncRunner
 from streamer.testing.output import OutputRecord, TopicSerdes
@@ -30,8 +31,9 @@ from streamer.testing.topics import Message, TopicLogs, require_bytes
 from streamer.topology.describe import describe_topology
 from streamer.topology.topology import SubTopology, Topology, internal_topic_name
 
-#: An input row for ``pipe_many``: (key, value) or (key, value, timestamp).
-InputRow = tuple[Any, Any] | tuple[Any, Any, int]
+#: An input row for ``pipe_many`` and ``pipe_batch``: (key, value), (key, value, timestamp)
+#: or (key, value, timestamp, headers).
+InputRow = tuple[Any, Any] | tuple[Any, Any, int | None] | tuple[Any, Any, int | None, Headers | None]
 
 
 class TopologyTestDriver:
@@ -87,33 +89,42 @@ class TopologyTestDriver:
         return counts
 
     def _open_stores(self, sub: SubTopology) -> TaskStores:
-        """Memory stores (they start empty and never touch the disk) behind the runtime's write caches."""
+        """Memory stores (they start empty and never touch the disk), laid out and cached as the runtime's."""
         directory = Path(self.config.state_dir, self.config.application_id, task_id_of(sub.id, 0))
-        caches = {spec.name: WriteCache(open_store("memory", directory, spec.name)) for spec in sub.stores}
-        changelogs = {s.name: s.changelog_topic(self.config.application_id) for s in sub.stores if s.logged}
-        return TaskStores(0, caches, changelogs)
+        return open_task_stores(sub, 0, directory, "memory", self.config.application_id)
 
     # -- input ----------------------------------------------------------------------------
 
     def pipe(self, topic: str, key: Any, value: Any, timestamp: int | None = None,
              headers: Headers | None = None) -> None:
         """Serialize key and value with the source's serdes and process the record."""
-        task, index = self._input(topic)
-        source = task.graph.processors[index]
-        key_bytes = _serialize(source.key_serde, key, "key", topic)
-        value_bytes = _serialize(source.value_serde, value, "value", topic)
-        self._process_input(topic, task, index, key_bytes, value_bytes, timestamp, headers)
+        self.pipe_batch(topic, [(key, value, timestamp, headers)])
 
     def pipe_many(self, topic: str, rows: Iterable[InputRow]) -> None:
-        """``pipe`` each ``(key, value)`` or ``(key, value, timestamp)`` in order."""
+        """``pipe`` each ``(key, value)`` or ``(key, value, timestamp)`` in order, each a batch of its own."""
         for row in rows:
             self.pipe(topic, *row)
+
+    def pipe_batch(self, topic: str, rows: Iterable[InputRow]) -> None:
+        """Process the rows as one fetched batch, as the runtime would a fetch of several records.
+
+        Processors see them in one ``process`` call, stream time advances per record
+        within it (``context.stream_time_of``), and the driver commits once at the end.
+        """
+        task, index = self._input(topic)
+        source = task.graph.processors[index]
+        encoded = [
+            (_serialize(source.key_serde, row[0], "key", topic), _serialize(source.value_serde, row[1], "value", topic),
+             *row[2:])
+            for row in rows
+        ]
+        self._process_input(topic, task, encoded)
 
     def pipe_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
                  headers: Headers | None = None) -> None:
         """Process a record given as bytes, e.g. one the source's serde cannot read."""
-        task, index = self._input(topic)
-        self._process_input(topic, task, index, key, value, timestamp, headers)
+        task, _ = self._input(topic)
+        self._process_input(topic, task, [(key, value, timestamp, headers)])
 
     def _input(self, topic: str) -> tuple[DriverTask, int]:
         self._check_open()
@@ -129,11 +140,15 @@ class TopologyTestDriver:
             + (f" and those matching {patterns}" if patterns else "")
         )
 
-    def _process_input(self, topic: str, task: DriverTask, index: int, key: bytes | None, value: bytes | None,
-                       timestamp: int | None, headers: Headers | None) -> None:
-        stamp = self.wall_clock_ms if timestamp is None else timestamp
-        message = self._logs.append(topic, key, value, stamp, headers, 0)
-        self._transaction(lambda: task.process_message(message))
+    def _process_input(self, topic: str, task: DriverTask, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        messages = []
+        for key, value, *rest in rows:
+            timestamp = rest[0] if rest and rest[0] is not None else self.wall_clock_ms
+            headers = rest[1] if len(rest) > 1 else None
+            messages.append(self._logs.append(topic, key, value, timestamp, headers, 0))
+        self._transaction(lambda: task.process_messages(messages))
 
     # -- time -----------------------------------------------------------------------------
 
@@ -147,6 +162,7 @@ class TopologyTestDriver:
         async def punctuate_all() -> None:
             for task in self._tasks:
                 await task.punctuate(PunctuationType.WALL_CLOCK_TIME, self.wall_clock_ms)
+                await task.process_ready()  # input that waited out max_task_idle_ms
 
         self._transaction(punctuate_all)
 
@@ -176,12 +192,15 @@ class TopologyTestDriver:
         progressed = True
         while progressed:
             progressed = False
-            for topic, (task, index) in self._readers.items():
+            for topic, (task, _) in self._readers.items():
                 log = self._logs.messages(topic)
                 while self._fed[topic] < len(log):
-                    message: Message = log[self._fed[topic]]
-                    self._fed[topic] += 1
-                    await task.process_message(message)
+                    start = self._fed[topic]
+                    end = start + 1  # one batch per run of messages of the same partition, as a fetch
+                    while end < len(log) and log[end].partition == log[start].partition:
+                        end += 1
+                    self._fed[topic] = end
+                    await task.process_messages(log[start:end])
                     progressed = True
 
     # -- output ---------------------------------------------------------------------------
@@ -231,6 +250,19 @@ class TopologyTestDriver:
                     return StoreView(TypedStore(task.stores[name], spec.key_serde, spec.value_serde, spec.timestamped))
         names = sorted(spec.name for spec in self.topology.stores())
         raise StreamerError(f"the topology has no store {name!r}; its stores are {names}")
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Processor name -> records it dropped on purpose (late records, say) so far."""
+        counts: dict[str, int] = {}
+        for task in self._tasks:
+            for processor, count in task.dropped.items():
+                counts[processor] = counts.get(processor, 0) + count
+        return counts
+
+    def stream_time(self, topic: str) -> int:
+        """Stream time (ms) of the task that reads input ``topic``; -1 before its first record."""
+        return self._input(topic)[0].stream_time
 
     def describe(self) -> str:
         """The topology's description with this driver's application id in internal topic names."""
