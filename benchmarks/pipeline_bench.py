@@ -81,6 +81,7 @@ def run_once(topology: Topology, data: list[list[Message]], directory: Path) -> 
     stores = TaskStores(0, caches, {})
     collector = RecordCollector(OfflineProducer(), {"out": 8})  # type: ignore[arg-type]
     task = TaskCore(sub, 0, StreamerConfig(application_id="bench"), collector, stores)
+    task.open([])
 
     async def feed() -> None:
         for batch in data:

@@ -43,6 +43,10 @@ class StreamerConfig:
     max_batch_bytes: int = 1_000_000
     #: Commit early when a task's write caches hold this many dirty entries.
     max_dirty_entries: int = 100_000
+    #: A task reading several partitions waits this long (wall clock) for an empty partition that
+    #: has caught up before processing the others without it; 0 waits only until its lag is known
+    #: to be 0, -1 never waits (Kafka Streams' max.task.idle.ms).
+    max_task_idle_ms: int = 0
     deserialization_error_handler: ErrorHandling = "fail"
     processing_error_handler: ErrorHandling = "fail"
     #: Topic for dead-letter records; None means "<application_id>-dlq".
@@ -67,6 +71,8 @@ class StreamerConfig:
             )
         if self.state_store not in ("rocksdb", "memory"):
             raise ConfigError(f"state_store must be 'rocksdb' or 'memory', not {self.state_store!r}")
+        if self.max_task_idle_ms < -1:
+            raise ConfigError(f"max_task_idle_ms must be -1 (never wait), 0 or more, not {self.max_task_idle_ms}")
         for name in ("deserialization_error_handler", "processing_error_handler"):
             if getattr(self, name) not in _HANDLERS:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")

@@ -37,6 +37,14 @@ class DeserializationError(SerializationError):
     """An input message could not be deserialized by its source's serdes."""
 
 
+class InvalidTimestampError(DeserializationError):
+    """An input record has no valid event time (negative, missing or not an int), from Kafka or its extractor."""
+
+
+class OffsetMetadataError(StreamerError):
+    """A task's stream time and processor metadata do not fit the offset commit metadata."""
+
+
 class ProcessingError(StreamerError):
     """User code raised while processing a record and the handler is set to fail."""
 

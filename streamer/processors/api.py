@@ -27,6 +27,12 @@ class Punctuator(Protocol):
     def __call__(self, timestamp: int) -> Sequence[Record] | None: ...
 
 
+class Cancellable(Protocol):
+    """A scheduled punctuator; ``cancel()`` stops it."""
+
+    def cancel(self) -> None: ...
+
+
 class ProcessorContext(Protocol):
     """What a processor may use from the task that runs it."""
 
@@ -41,7 +47,32 @@ class ProcessorContext(Protocol):
 
     @property
     def stream_time(self) -> int:
-        """Highest record timestamp the task has seen (ms); -1 before the first record."""
+        """The task's stream time (ms): the highest event time it has taken from its input; -1 before any.
+
+        Restored from the last commit when a task opens. While a batch is processed it
+        already includes the whole batch: for a record's own moment use ``stream_time_of``.
+        """
+        ...
+
+    def stream_time_of(self, record: Record) -> int:
+        """Stream time as of ``record``: up to the input record it descends from, within the current batch.
+
+        What Kafka Streams' stream time is while that record is processed (grace and late
+        checks need it); ``stream_time`` for records not from the current input batch.
+        """
+        ...
+
+    def processor_metadata(self, key: str) -> int | None:
+        """A value committed with the task's offsets (restored when the task opens), None if never set."""
+        ...
+
+    def set_processor_metadata(self, key: str, value: int) -> None:
+        """Set a value to commit with the offsets; dropped, like state, if the commit does not happen."""
+        ...
+
+    def record_dropped(self, processor: str, record: Record, reason: str) -> None:
+        """Count a record the processor drops on purpose (late, say), log it at a bounded rate, and
+        dead-letter its input with ``reason`` when the processing error handler is dead_letter."""
         ...
 
     @property
@@ -57,11 +88,12 @@ class ProcessorContext(Protocol):
         """Full topic name: internal topics get the application id as a prefix."""
         ...
 
-    def schedule(self, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> None:
-        """Call ``punctuator`` every ``interval_ms`` of ``kind`` time; its records go downstream."""
+    def schedule(self, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> Cancellable:
+        """Call ``punctuator`` every ``interval_ms`` of ``kind`` time; its records go to the children
+        of the processor that scheduled it (from ``init``, ``process`` or a punctuator)."""
         ...
 
-    def schedule_cron(self, expression: str, punctuator: Punctuator) -> None:
+    def schedule_cron(self, expression: str, punctuator: Punctuator) -> Cancellable:
         """Call ``punctuator`` at each wall-clock time matching a cron expression."""
         ...
 
@@ -77,17 +109,14 @@ class ProcessorContext(Protocol):
         """
         ...
 
-    def initializing(self, node: str) -> None:
-        """Called by the task graph before each processor's ``init``."""
-        ...
-
     def partition_count(self, topic: str) -> int:
         """Number of partitions of a topic the task writes to."""
         ...
 
 
 class Processor(ABC):
-    """A node of a task graph. Instances are per task; ``init`` runs before the first batch."""
+    """A node of a task graph. Instances are per task; ``init`` runs once the task's stores are
+    restored and its committed time is known, before the first batch."""
 
     #: True for processors whose ``process`` is a coroutine function.
     is_async: bool = False

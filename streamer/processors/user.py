@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from streamer.errors import TopologyError
-from streamer.processors.api import Processor, ProcessorContext, PunctuationType
+from streamer.processors.api import Cancellable, Processor, ProcessorContext, PunctuationType
 from streamer.record import Record
 from streamer.serde import Serde
 from streamer.state.typed_store import TypedStore
@@ -19,8 +19,9 @@ class RecordProcessor:
     """Subclass and override ``process``; optionally ``init`` and ``close``.
 
     In ``init`` the processor may fetch its stores (``self.get_store(name)``) and
-    schedule punctuators (``self.schedule(...)``); ``forward`` sends a record downstream,
-    from ``process`` or from a punctuator.
+    schedule punctuators (``self.schedule(...)``, also from ``process``); ``forward``
+    sends a record downstream, from ``process`` or from a punctuator. ``init`` runs once
+    the task's stores are restored.
     """
 
     _node: UserProcessorNode
@@ -40,13 +41,17 @@ class RecordProcessor:
     def get_store(self, name: str) -> TypedStore:
         return self._node.typed_store(name)
 
-    def schedule(self, interval_ms: int, kind: PunctuationType, callback: Callable[[int], None]) -> None:
-        """Call ``callback(timestamp)`` every ``interval_ms`` of stream time or wall-clock time."""
-        self._node.context.schedule(interval_ms, kind, self._node.punctuator(callback))
+    def schedule(self, interval_ms: int, kind: PunctuationType, callback: Callable[[int], None]) -> Cancellable:
+        """Call ``callback(timestamp)`` every ``interval_ms`` of stream time or wall-clock time.
 
-    def schedule_cron(self, expression: str, callback: Callable[[int], None]) -> None:
+        What the callback forwards goes downstream of this processor; ``.cancel()`` on the
+        returned handle stops it.
+        """
+        return self._node.context.schedule(interval_ms, kind, self._node.punctuator(callback))
+
+    def schedule_cron(self, expression: str, callback: Callable[[int], None]) -> Cancellable:
         """Call ``callback(timestamp)`` at each wall-clock minute matching a cron expression."""
-        self._node.context.schedule_cron(expression, self._node.punctuator(callback))
+        return self._node.context.schedule_cron(expression, self._node.punctuator(callback))
 
     @property
     def context(self) -> ProcessorContext:
@@ -54,7 +59,10 @@ class RecordProcessor:
 
     @property
     def stream_time(self) -> int:
-        return self._node.context.stream_time
+        """The task's stream time as of the record being processed (in a punctuator: the task's)."""
+        node = self._node
+        record = node.current
+        return node.context.stream_time if record is None else node.context.stream_time_of(record)
 
 
 class UserProcessorNode(Processor):
@@ -66,6 +74,8 @@ class UserProcessorNode(Processor):
         self.store_serdes = stores
         self.outbox: list[Record] = []
         self.user: RecordProcessor | None = None
+        #: the record ``process`` is at, for the user's per-record stream time
+        self.current: Record | None = None
 
     def typed_store(self, name: str) -> TypedStore:
         if name not in self.store_serdes:
@@ -96,10 +106,12 @@ class UserProcessorNode(Processor):
         self.outbox = out = []
         user = self.user
         for record in records:
+            self.current = record
             try:
                 user.process(record)
             except Exception as error:
                 self.context.record_error(self.name, record, error)
+        self.current = None
         self.outbox = []
         return out
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamer.errors import TopologyError
 from streamer.processors.api import PunctuationType, Punctuator
+from streamer.processors.punctuation import Cancellable
 from streamer.record import Record
 from streamer.topology.topology import internal_topic_name
 
@@ -18,7 +19,6 @@ class TaskContext:
 
     def __init__(self, task: TaskCore) -> None:
         self._task = task
-        self._current_node = ""
 
     @property
     def application_id(self) -> str:
@@ -34,7 +34,19 @@ class TaskContext:
 
     @property
     def stream_time(self) -> int:
-        return self._task.stream_time
+        return self._task.time.stream_time
+
+    def stream_time_of(self, record: Record) -> int:
+        return self._task.time.of(record)
+
+    def processor_metadata(self, key: str) -> int | None:
+        return self._task.time.get(key)
+
+    def set_processor_metadata(self, key: str, value: int) -> None:
+        self._task.time.set(key, value)
+
+    def record_dropped(self, processor: str, record: Record, reason: str) -> None:
+        self._task.record_dropped(processor, record, reason)
 
     @property
     def wall_clock_ms(self) -> int:
@@ -49,12 +61,19 @@ class TaskContext:
     def resolve_topic(self, name: str, internal: bool) -> str:
         return internal_topic_name(self.application_id, name) if internal else name
 
-    def schedule(self, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> None:
+    def schedule(self, interval_ms: int, kind: PunctuationType, punctuator: Punctuator) -> Cancellable:
         now = self.stream_time if kind is PunctuationType.STREAM_TIME else self._task.clock()
-        self._task.punctuation.add(self._current_node, interval_ms, kind, punctuator, now)
+        return self._task.punctuation.add(self._owner(), interval_ms, kind, punctuator, now)
 
-    def schedule_cron(self, expression: str, punctuator: Punctuator) -> None:
-        self._task.punctuation.add_cron(self._current_node, expression, punctuator, self._task.clock())
+    def schedule_cron(self, expression: str, punctuator: Punctuator) -> Cancellable:
+        return self._task.punctuation.add_cron(self._owner(), expression, punctuator, self._task.clock())
+
+    def _owner(self) -> str:
+        """The processor whose code is running: its punctuators' records go to its children."""
+        owner = self._task.graph.current
+        if not owner:
+            raise TopologyError("schedule() is only possible from a processor's init, process or punctuator")
+        return owner
 
     def record_error(self, processor: str, record: Record, error: BaseException) -> None:
         self._task.record_error(processor, record, error)
@@ -65,7 +84,3 @@ class TaskContext:
 
     def partition_count(self, topic: str) -> int:
         return self._task.collector.partition_count(topic)
-
-    def initializing(self, node: str) -> None:
-        """Name the processor whose ``init`` runs now, so its schedules know where to forward."""
-        self._current_node = node

@@ -1,9 +1,11 @@
 """A task in a worker: one sub-topology working on one partition of its input topics.
 
-On top of the task core it owns a queue of fetched batches, the input offsets it
-consumed and its output batches. It processes the queue in offset order, one batch at
-a time under ``lock``, so the worker can commit between batches without ever seeing
-half a batch.
+On top of the task core it owns the fetched input not yet processed, the input
+offsets it consumed (committed with its time as offset metadata) and its output
+batches. A task with one input partition processes its queue of fetched batches in
+offset order, a batch at a time; one with several takes timestamp-ordered slices from
+its partition group. Either way it works under ``lock``, so the worker can commit
+between batches without ever seeing half a batch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from streamer.runtime.task_core import TaskCore
 from streamer.runtime.task_stores import TaskStores
 from streamer.topology.topology import SubTopology
 
+#: What a task commits per input partition: (next offset to read, offset metadata).
+Offsets = dict[TopicPartition, tuple[int, str]]
+
 
 class StreamTask(TaskCore):
     """Processes one partition of one sub-topology from the worker's fetches; see the module docstring."""
@@ -37,39 +42,73 @@ class StreamTask(TaskCore):
         self.producer = producer
         super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts), stores)
         self.lock = asyncio.Lock()
-        self.buffered = 0
+        #: next offset to read per input partition: committed at open, then as processed
         self.consumed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._queue: collections.deque[tuple[TopicPartition, list[Any]]] = collections.deque()
+        self._buffered: dict[TopicPartition, int] = {}
+        #: records still on the broker per partition, as the poll loop last saw (partition groups only)
+        self.lags: dict[TopicPartition, int | None] = {}
         self._has_work = asyncio.Event()
 
     @property
     def partitions(self) -> list[TopicPartition]:
         return [TopicPartition(topic, self.partition) for topic in self.sources]
 
+    def open_at(self, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
+        """Open with the committed (offset, metadata) of the task's partitions (see ``TaskCore.open``)."""
+        for tp, (offset, _) in committed.items():
+            if offset >= 0:
+                self.consumed[tp] = self._committed[tp] = offset
+        self.open([metadata for _, metadata in committed.values()])
+
     def enqueue(self, tp: TopicPartition, messages: list[Any]) -> None:
-        self._queue.append((tp, messages))
-        self.buffered += len(messages)
+        if self.group is not None:
+            self.group.add(tp, messages)
+        else:
+            self._queue.append((tp, messages))
+            self._buffered[tp] = self._buffered.get(tp, 0) + len(messages)
         self._has_work.set()
 
+    def buffered(self, tp: TopicPartition) -> int:
+        """Fetched records of ``tp`` waiting to be processed (what backpressure counts, per partition)."""
+        return self.group.buffered(tp) if self.group is not None else self._buffered.get(tp, 0)
+
+    def note_lags(self, lags: dict[TopicPartition, int | None]) -> None:
+        """The poll loop's view of the empty partitions' lag; a task waiting for it looks again."""
+        if lags != {tp: self.lags.get(tp) for tp in lags}:
+            self.lags.update(lags)
+            self._has_work.set()
+
     async def run(self) -> None:
-        """Process queued batches until cancelled; a failure propagates to the worker."""
+        """Process queued input until cancelled; a failure propagates to the worker."""
         while True:
-            if not self._queue:
-                self._has_work.clear()
-                await self._wait_for_work()
             async with self.lock:
-                if self._queue:
-                    tp, messages = self._queue.popleft()
-                    self.buffered -= len(messages)
-                    await self.process(tp.topic, tp.partition, messages)
-                    self.consumed[tp] = messages[-1].offset + 1
+                self._has_work.clear()  # anything enqueued from here on sets it again
+                progressed = await self._process_queued()
                 await self.punctuate(PunctuationType.WALL_CLOCK_TIME, self.clock())
                 await self.collector.drain()
+            if not progressed:
+                await self._wait_for_work()
+
+    async def _process_queued(self) -> bool:
+        if self.group is not None:
+            chosen = await self.process_next(self.lags.get)
+            for (topic, partition), offset in self.group.next_offsets.items():
+                self.consumed[TopicPartition(topic, partition)] = offset
+            return chosen is not None
+        if not self._queue:
+            return False
+        tp, messages = self._queue.popleft()
+        self._buffered[tp] -= len(messages)
+        await self.process(tp.topic, tp.partition, messages)
+        self.consumed[tp] = messages[-1].offset + 1
+        return True
 
     async def _wait_for_work(self) -> None:
-        due = self.punctuation.next_due(PunctuationType.WALL_CLOCK_TIME)
-        timeout = None if due is None else max(0.0, (due - self.clock()) / 1000)
+        due = [d for d in (self.punctuation.next_due(PunctuationType.WALL_CLOCK_TIME),
+                           self.group.next_deadline() if self.group is not None else None) if d is not None]
+        timeout = None if not due else max(0.0, (min(due) - self.clock()) / 1000)
         try:
             await asyncio.wait_for(self._has_work.wait(), timeout)
         except TimeoutError:
@@ -77,29 +116,33 @@ class StreamTask(TaskCore):
 
     @property
     def needs_commit(self) -> bool:
-        return self.consumed != self._committed or self.stores.dirty_count > 0
+        return (self.consumed != self._committed or self.stores.dirty_count > 0
+                or (self.time.dirty and bool(self.consumed)))
 
     @property
     def wants_early_commit(self) -> bool:
         return self.stores.dirty_count >= self.config.max_dirty_entries
 
-    async def flush(self) -> dict[TopicPartition, int]:
+    async def flush(self) -> Offsets:
         """Produce state changes, wait until every output is acknowledged; call under ``lock``.
 
-        Returns the input offsets (next offset to read) that are now safe to commit.
+        Returns the input offsets (next offset to read) that are now safe to commit, each
+        with the task's stream time and processor metadata as offset metadata.
         """
         self.stores.produce_changelogs(self.collector, self.stream_time)
         written = await self.collector.flush()
         self.stores.note_written(written)
-        return dict(self.consumed)
+        metadata = self.time.encode()
+        return {tp: (offset, metadata) for tp, offset in self.consumed.items()}
 
-    def committed(self, offsets: dict[TopicPartition, int]) -> None:
-        """The offsets from ``flush`` are committed: state changes may now enter the stores."""
+    def committed(self, offsets: Offsets) -> None:
+        """The offsets from ``flush`` are committed: state and time changes now count."""
         self.stores.apply()
-        self._committed = dict(offsets)
+        self.time.commit()
+        self._committed = {tp: offset for tp, (offset, _) in offsets.items()}
 
     def abandon(self) -> None:
         """Drop everything not committed (after a failed commit or a lost transaction)."""
         self.collector.discard()
         self.stores.discard()
-
+        self.time.discard()

@@ -1,8 +1,13 @@
 """What every task does, wherever its records come from: the worker's Kafka fetches or the test driver.
 
-A task core owns the sub-topology's processors for one partition, its stream time and
-punctuation schedule, and sends records that fail to the error handler with the raw
-input message they came from.
+A task core owns the sub-topology's processors for one partition, its time (stream
+time and processor metadata, see streamer.time) and punctuation schedule, and sends
+records that fail or are dropped to the error handler with the raw input message they
+came from. A task with one input partition processes each fetched batch whole; one
+with several takes timestamp-ordered slices from its PartitionGroup.
+
+Processors are initialized by ``open``, once the task's stores are restored and its
+committed time is known, not when the task is built.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from streamer.record import Record
 from streamer.runtime.context import TaskContext
 from streamer.runtime.error_handler import ErrorHandler
 from streamer.runtime.task_stores import TaskStores
+from streamer.time.partition_group import Lag, PartitionGroup, Slice
+from streamer.time.task_time import TaskTime
 from streamer.topology.topology import SubTopology
 
 #: Milliseconds since the epoch; the driver substitutes a clock the test controls.
@@ -64,7 +71,10 @@ class TaskCore:
         self.stores = stores
         self.clock = clock
         self.punctuation = PunctuationSchedule()
-        self.stream_time = -1
+        self.time = TaskTime()
+        #: processor name -> records it dropped (late, say), see ``record_dropped``
+        self.dropped: dict[str, int] = {}
+        self._opened = False
         self._current: tuple[str, int, list[Any]] | None = None
         self._raw_by_offset: dict[int, Any] | None = None
         self.errors = ErrorHandler(
@@ -87,7 +97,21 @@ class TaskCore:
             for topic in source.resolved_topics(self.application_id)
         }
         self._patterns = [(re.compile(s.pattern), position[s.node]) for s in subtopology.sources if s.pattern]
-        self.graph.init(TaskContext(self))
+        self.context = TaskContext(self)
+        #: timestamp-ordered input queues, only for a task with several input partitions
+        self.group: PartitionGroup[tuple[str, int]] | None = None
+        if len(self.sources) + len(self._patterns) > 1:
+            self.group = PartitionGroup(((t, partition) for t in self.sources), config.max_task_idle_ms, self._intake)
+
+    @property
+    def stream_time(self) -> int:
+        return self.time.stream_time
+
+    def open(self, committed_metadata: list[str | None]) -> None:
+        """Resume the committed stream time and processor metadata, then initialize the processors."""
+        self.time.restore(committed_metadata)
+        self.graph.init(self.context)
+        self._opened = True
 
     @property
     def source_patterns(self) -> list[str]:
@@ -100,27 +124,63 @@ class TaskCore:
         return next((index for pattern, index in self._patterns if pattern.fullmatch(topic)), None)
 
     async def process(self, topic: str, partition: int, messages: list[Any]) -> None:
-        """Run fetched messages (key, value, timestamp, headers, offset) through the graph."""
+        """Run a fetched batch (items with key, value, timestamp, headers, offset) through the graph whole."""
+        index = self.source_of(topic)
         self._current = (topic, partition, messages)
         self._raw_by_offset = None
         try:
-            await self.graph.run(self.source_of(topic), messages)
+            records, timestamps = self.graph.processors[index].deserialize(messages)
+            if records:
+                await self._run(index, records, timestamps)
         finally:
             self._current = None
-        newest = max(m.timestamp for m in messages)
-        if newest > self.stream_time:
-            self.stream_time = newest
-            await self.punctuate(PunctuationType.STREAM_TIME, newest)
+
+    def _intake(self, tp: tuple[str, int], messages: list[Any]) -> tuple[list[Any], list[int]]:
+        """Deserialize a chunk for the partition group, with errors traced to its raw messages."""
+        self._current = (tp[0], tp[1], messages)
+        self._raw_by_offset = None
+        try:
+            return self.graph.processors[self.source_of(tp[0])].deserialize(messages)
+        finally:
+            self._current = None
+
+    async def process_next(self, lag: Lag) -> Slice | None:
+        """Process the next timestamp-ordered slice of a task with several partitions; None: must wait."""
+        assert self.group is not None
+        chosen = self.group.next_slice(self.clock(), lag)
+        if chosen is not None and chosen.records:
+            topic, partition = chosen.partition
+            self._current = (topic, partition, chosen.messages)
+            self._raw_by_offset = None
+            try:
+                await self._run(self.source_of(topic), chosen.records, chosen.timestamps)
+            finally:
+                self._current = None
+        return chosen
+
+    async def _run(self, index: int, records: list[Any], timestamps: list[int]) -> None:
+        advanced = self.time.begin_batch(records, timestamps)
+        try:
+            await self.graph.run_after(index, records)
+        finally:
+            self.time.end_batch()
+        if advanced:
+            await self.punctuate(PunctuationType.STREAM_TIME, self.time.stream_time)
 
     async def punctuate(self, kind: PunctuationType, now: int) -> None:
         for node, punctuator, at in self.punctuation.due(kind, now):
-            records = punctuator(at)
+            records = self.graph.call_as(node, punctuator, at)
             if records:
                 await self.graph.forward_from(node, list(records))
 
     def record_error(self, processor: str, record: Record, error: BaseException) -> None:
         topic, partition, _ = self._current or ("", self.partition, [])
         self.errors.handle(processor, record, error, (topic, partition), self._raw_message)
+
+    def record_dropped(self, processor: str, record: Record, reason: str) -> None:
+        self.dropped[processor] = self.dropped.get(processor, 0) + 1
+        topic, partition, _ = self._current or ("", self.partition, [])
+        self.errors.dropped(processor, record, reason, (topic, partition), self._raw_message)
 
     def _raw_message(self, offset: int) -> Any:
         if self._raw_by_offset is None:
@@ -129,5 +189,6 @@ class TaskCore:
         return self._raw_by_offset.get(offset)
 
     def close(self) -> None:
-        self.graph.close()
+        if self._opened:
+            self.graph.close()
         self.stores.close()

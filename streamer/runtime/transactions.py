@@ -46,8 +46,10 @@ async def start_task_producer(config: StreamerConfig, task_id: str, connection: 
     return producer
 
 
-async def commit_transaction(producer: AIOKafkaProducer, offsets: dict[TopicPartition, int], group_id: str) -> None:
-    """Add the input offsets to the open transaction, commit it, and open the next one."""
+async def commit_transaction(producer: AIOKafkaProducer, offsets: dict[TopicPartition, tuple[int, str]],
+                             group_id: str) -> None:
+    """Add the input offsets (with their metadata: the task's time) to the open transaction, commit it,
+    and open the next one."""
     if offsets:
         await producer.send_offsets_to_transaction(offsets, group_id)
     await producer.commit_transaction()

@@ -24,7 +24,7 @@ from streamer.runtime.clients import connection_options
 from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.queries import LocalStoreView
 from streamer.runtime.state_manager import StateManager
-from streamer.runtime.task import StreamTask
+from streamer.runtime.task import Offsets, StreamTask
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.topics import TopicManager
 from streamer.runtime.transactions import FENCING_ERRORS, abort_quietly, commit_transaction, start_task_producer
@@ -185,6 +185,7 @@ class Worker:
                     # Fetched while its task is still being opened: read it again later, never drop it.
                     self.consumer.seek(tp, messages[0].offset)
             self._apply_backpressure()
+            await self._note_lags()
             now = time.monotonic()
             if now >= next_commit or any(t.wants_early_commit for t in self.tasks.values()):
                 for task, error in await self.commit():
@@ -197,11 +198,34 @@ class Worker:
         limit = self.config.max_buffered_records
         for tp, task in self._task_of.items():
             if tp in self._paused:
-                if task.buffered < limit // 2 and task.task_id in self._runners:
+                if task.buffered(tp) < limit // 2 and task.task_id in self._runners:
                     self._resume(tp)
-            elif task.buffered >= limit:
+            elif task.buffered(tp) >= limit:
                 self.consumer.pause(tp)
                 self._paused.add(tp)
+
+    async def _note_lags(self) -> None:
+        """Tell tasks that order several partitions how far behind the broker their empty ones are."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        for task in self.tasks.values():
+            if task.group is None or task.task_id not in self._runners:
+                continue
+            lags = {}
+            for tp in task.partitions:
+                if tp in assigned and task.group.is_empty(tp):
+                    lags[tp] = await self._lag(tp)
+            if lags:
+                task.note_lags(lags)
+
+    async def _lag(self, tp: TopicPartition) -> int | None:
+        """Records of ``tp`` on the broker not yet handed to its task; None until a fetch told us."""
+        assert self.consumer is not None
+        end = self.consumer.last_stable_offset(tp) if self.config.exactly_once else self.consumer.highwater(tp)
+        if end is None or end < 0:
+            return None
+        # A fetch answered for it, so its position is valid and position() returns at once.
+        return max(0, end - await self.consumer.position(tp))
 
     def _resume(self, tp: TopicPartition) -> None:
         assert self.consumer is not None
@@ -245,7 +269,7 @@ class Worker:
             await task.lock.acquire()
         try:
             flushed = await asyncio.gather(*(task.flush() for task in tasks))
-            offsets = {tp: offset for result in flushed for tp, offset in result.items()}
+            offsets: Offsets = {tp: offset for result in flushed for tp, offset in result.items()}
             try:
                 await self.consumer.commit(offsets)
             except CommitFailedError as error:
@@ -335,15 +359,22 @@ class Worker:
             )
 
     async def _restore_then_start(self, task: StreamTask) -> None:
-        assert self.state is not None
+        """Restore the stores, resume the committed stream time, initialize processors, then run."""
+        assert self.state is not None and self.consumer is not None
         try:
             await self.state.restore(task.stores)
+            committed = await self._committed(task.partitions)
+            task.open_at(committed)
         except Exception as error:
-            log.exception("restoring the state of task %s failed", task.task_id)
+            log.exception("opening task %s failed", task.task_id)
             self._fail(error)
             return
         finally:
             self._starting.pop(task.task_id, None)
+        assigned = self.consumer.assignment()
+        for tp, (offset, _) in committed.items():
+            if offset >= 0 and tp in assigned:
+                self.consumer.seek(tp, offset)  # read on from exactly the offsets the restored time belongs to
         runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
         runner.add_done_callback(self._task_finished)
         self._runners[task.task_id] = runner
@@ -353,6 +384,16 @@ class Worker:
         for tp in task.partitions:
             if tp in self._paused and tp in assigned:
                 self._resume(tp)
+
+    async def _committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, tuple[int, str | None]]:
+        """Committed (offset, metadata) of the group for ``partitions``; offset -1 where none is.
+
+        Through the consumer's group coordinator: ``consumer.committed()`` would give the
+        offset without the metadata, and it retries while the coordinator loads.
+        """
+        assert self.consumer is not None
+        found = await self.consumer._coordinator.fetch_committed_offsets(partitions)
+        return {tp: (found[tp].offset, found[tp].metadata) if tp in found else (-1, None) for tp in partitions}
 
     def _task_finished(self, runner: asyncio.Task[None]) -> None:
         if not runner.cancelled() and runner.exception() is not None:

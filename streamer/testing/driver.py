@@ -27,7 +27,7 @@ from streamer.testing._loop import SyncRunner
 from streamer.testing.output import OutputRecord, TopicSerdes
 from streamer.testing.store_view import StoreView
 from streamer.testing.task import DriverTask
-from streamer.testing.topics import Message, TopicLogs, require_bytes
+from streamer.testing.topics import TopicLogs, require_bytes
 from streamer.topology.describe import describe_topology
 from streamer.topology.topology import SubTopology, Topology, internal_topic_name
 
