@@ -75,7 +75,7 @@ def processor_factory(node: LogicalNode, graph: LogicalGraph) -> Factory:
 
 @processor_factory.register
 def _source(node: SourceNode, graph: LogicalGraph) -> Factory:
-    return partial(Source, node.name, node.key_serde, node.value_serde)
+    return partial(Source, node.name, node.key_serde, node.value_serde, node.timestamp_extractor)
 
 
 @processor_factory.register
