@@ -10,9 +10,18 @@ from streamer.processors.user import RecordProcessor
 from streamer.record import Record
 from streamer.serde import BYTES, FLOAT, INT, JSON, STRING, FunctionSerde, Serde
 from streamer.topology.topology import Topology
+from streamer.windows import (
+    EmitStrategy,
+    SessionWindows,
+    SlidingWindows,
+    Suppressed,
+    TimeWindows,
+    Windowed,
+)
 
 __all__ = [
     "BYTES",
+    "EmitStrategy",
     "FLOAT",
     "INT",
     "JSON",
@@ -24,8 +33,13 @@ __all__ = [
     "Record",
     "RecordProcessor",
     "Serde",
+    "SessionWindows",
+    "SlidingWindows",
     "StreamerConfig",
     "StreamsBuilder",
+    "Suppressed",
+    "TimeWindows",
     "Topology",
+    "Windowed",
     "app_setting",
 ]

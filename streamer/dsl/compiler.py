@@ -36,12 +36,16 @@ from streamer.dsl.nodes import (
     TableSourceNode,
     ToStreamNode,
 )
+from streamer.dsl.windowed import SuppressNode, WindowedAggregateNode
 from streamer.errors import TopologyError
 from streamer.processors.aggregate import StreamAggregate, TableAggregate
 from streamer.processors.api import Processor
 from streamer.processors.async_ops import AsyncOperation
+from streamer.processors.session_aggregate import SessionAggregate
 from streamer.processors.sink import Sink
+from streamer.processors.sliding_aggregate import SlidingAggregate
 from streamer.processors.source import Source
+from streamer.processors.suppress import SuppressUntilClose
 from streamer.processors.stateless import (
     Filter,
     FlatMap,
@@ -55,6 +59,7 @@ from streamer.processors.stateless import (
 )
 from streamer.processors.table import TableFilter, TableGroupBy, TableMapValues, TableSource, ToStream
 from streamer.processors.user import UserProcessorNode
+from streamer.processors.window_aggregate import WindowAggregate
 from streamer.topology.topology import (
     NodeSpec,
     RepartitionTopicSpec,
@@ -63,6 +68,7 @@ from streamer.topology.topology import (
     SubTopology,
     Topology,
 )
+from streamer.windows.windows import SessionWindows, SlidingWindows
 
 Factory = Callable[[], Processor]
 
@@ -161,10 +167,33 @@ def _table_group_by(node: TableGroupByNode, graph: LogicalGraph) -> Factory:
     return partial(TableGroupBy, node.name, node.selector)
 
 
+@processor_factory.register
+def _windowed_aggregate(node: WindowedAggregateNode, graph: LogicalGraph) -> Factory:
+    store = graph.stores[node.store]
+    args = (node.name, store.name, store.key_serde, store.value_serde, node.windows, node.retention_ms,
+            node.initializer, node.aggregator)
+    options = {"buffer_name": node.buffer, "idle_ms": node.idle_ms}
+    if isinstance(node.windows, SessionWindows):
+        return partial(SessionAggregate, *args, node.merger, **options)
+    if isinstance(node.windows, SlidingWindows):
+        return partial(SlidingAggregate, *args, **options)
+    return partial(WindowAggregate, *args, **options)
+
+
+@processor_factory.register
+def _suppress(node: SuppressNode, graph: LogicalGraph) -> Factory:
+    buffer = graph.stores[node.store]
+    return partial(SuppressUntilClose, node.name, buffer.name, buffer.key_serde, buffer.value_serde,
+                   node.duration_ms, idle_ms=node.idle_ms)
+
+
 def _detail(node: LogicalNode) -> str:
     """A short note for ``describe()``."""
     if isinstance(node, SplitNode):
         return f"{len(node.predicates)} branches" + (", async" if node.is_async else "")
+    if isinstance(node, WindowedAggregateNode):
+        return f"{node.windows}" + (", emit on close" if node.buffer else "") + (
+            f", close when idle {node.idle_ms} ms" if node.idle_ms else "")
     return "async" if isinstance(node, FunctionNode) and node.is_async else ""
 
 

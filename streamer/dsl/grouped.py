@@ -13,6 +13,8 @@ from streamer.serde import JSON, Serde, SerdeLike, resolve_serde
 if TYPE_CHECKING:
     from streamer.dsl.builder import StreamsBuilder
     from streamer.dsl.table import Table
+    from streamer.dsl.windowed import SessionWindowedStream, TimeWindowedStream
+    from streamer.windows.windows import Windows
 
 
 class _Grouped:
@@ -50,6 +52,13 @@ class GroupedStream(_Grouped):
     ``<application.id>-<name>-repartition`` so that each key lives in one task; several
     aggregations of one grouping share that topic.
     """
+
+    def windowed_by(self, windows: Windows) -> TimeWindowedStream | SessionWindowedStream:
+        """Aggregate per window: TimeWindows and SlidingWindows give a TimeWindowedStream,
+        SessionWindows a SessionWindowedStream (see ``streamer.windows``)."""
+        from streamer.dsl.windowed import windowed_by
+
+        return windowed_by(self, windows)
 
     def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
         """Number of records per key (stored and emitted as JSON numbers unless told otherwise)."""

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from streamer.dsl.builder import StreamsBuilder
     from streamer.dsl.grouped import GroupedTable
     from streamer.dsl.stream import Stream
+    from streamer.windows.suppressed import Suppressed
 
 
 class Table:
@@ -53,6 +54,16 @@ class Table:
 
         node = self.builder.add(ToStreamNode, [self.node], name)
         return Stream(self.builder, node, self.key_serde, self.value_serde)
+
+    def suppress(self, suppressed: Suppressed) -> Table:
+        """A windowed table's final results only: ``suppress(Suppressed.until_window_closes())``.
+
+        Each window's latest result is held back until stream time passes the window's
+        end plus the aggregation's grace (sessions: plus the gap), then forwarded once.
+        """
+        from streamer.dsl.windowed import suppress
+
+        return suppress(self, suppressed)
 
     def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], *, key_serde: SerdeLike = None,
                  value_serde: SerdeLike = None, name: str | None = None) -> GroupedTable:

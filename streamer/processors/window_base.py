@@ -1,0 +1,95 @@
+"""What windowed aggregations and suppression share: their own stream time, idle close, final results.
+
+Each windowed processor keeps the highest timestamp of the records it has seen (Kafka
+Streams' "observed stream time"), which decides when a window closes. It is saved as
+processor metadata, committed with the task's offsets, so a restarted task never
+accepts a record into a window it had already closed.
+
+Closing on idle (``idle_ms``, opt-in): a wall-clock punctuator watches for input; once
+none arrived for ``idle_ms``, stream time moves on with the wall clock (by the time
+passed since the last input), so windows close and final results come out without new
+records. A record that arrives later for such a window is late.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamer.processors.api import Processor, ProcessorContext, PunctuationType
+from streamer.record import Record
+from streamer.serde import Serde, serialize_many
+
+#: Stream time before the first record.
+NO_TIME = -1
+#: Idle checks run at this fraction of the idle time (at most once a second), which bounds
+#: how late after ``idle_ms`` the idle close starts.
+_IDLE_CHECKS_PER_PERIOD = 10
+_MAX_IDLE_CHECK_MS = 1000
+
+
+class WindowedProcessor(Processor):
+    """A processor with its own stream time, saved under ``time_key`` in the task's processor metadata."""
+
+    def __init__(self, name: str, time_key: str, key_serde: Serde, idle_ms: int | None) -> None:
+        super().__init__(name)
+        self.time_key = time_key
+        self.key_serde = key_serde
+        self.idle_ms = idle_ms
+        self.observed_time = NO_TIME
+        self._saved_time = NO_TIME
+        self._last_input_wall = 0
+        self._advanced_wall = 0
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        saved = context.processor_metadata(self.time_key)
+        self.observed_time = self._saved_time = NO_TIME if saved is None else saved
+        if self.idle_ms is not None:
+            self._last_input_wall = self._advanced_wall = context.wall_clock_ms
+            interval = max(1, min(self.idle_ms // _IDLE_CHECKS_PER_PERIOD, _MAX_IDLE_CHECK_MS))
+            context.schedule(interval, PunctuationType.WALL_CLOCK_TIME, self._idle_check)
+
+    def input_arrived(self) -> None:
+        """Called once per batch: input resets the idle clock."""
+        if self.idle_ms is not None:
+            self._last_input_wall = self._advanced_wall = self.context.wall_clock_ms
+
+    def save_time(self) -> None:
+        if self.observed_time != self._saved_time:
+            self.context.set_processor_metadata(self.time_key, self.observed_time)
+            self._saved_time = self.observed_time
+
+    def _idle_check(self, now: int) -> list[Record]:
+        if self.observed_time == NO_TIME or now - self._last_input_wall < self.idle_ms:
+            return []
+        self.observed_time += now - self._advanced_wall
+        self._advanced_wall = now
+        out = self.emit_closed(None)
+        self.save_time()
+        return out
+
+    def emit_closed(self, trigger: Record | None) -> list[Record]:
+        """Final results of the windows closed at the current stream time; ``trigger`` is the record
+        that advanced it (its headers go with them), None for an idle close."""
+        return []
+
+    def encoded_keys(self, records: list[Record]) -> list[bytes | None]:
+        """Serialized keys; None for a None key or one whose serialization failed (sent to the error handler)."""
+        try:
+            return serialize_many(self.key_serde, [r.key for r in records])
+        except Exception:
+            return [self._encoded_key(record) for record in records]
+
+    def _encoded_key(self, record: Record) -> bytes | None:
+        if record.key is None:
+            return None
+        try:
+            return self.key_serde.serialize(record.key)
+        except Exception as error:
+            self.context.record_error(self.name, record, error)
+            return None
+
+
+def trigger_context(trigger: Record | None) -> tuple[Any, int]:
+    """Headers and offset for a final result: the triggering record's, or none for an idle close."""
+    return (None, -1) if trigger is None else (trigger.headers, trigger.offset)
