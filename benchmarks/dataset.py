@@ -1,15 +1,20 @@
 """The input data: generated deterministically, loaded into the input topic before any timing.
 
 Records are ~100-byte JSON objects keyed by one of ``keys`` user ids, drawn from a seeded
-generator so every run and every contender sees the same bytes. What the workloads need
-to know about the data (how many pass the filter, how often each key occurs) is tallied
-while producing, so checking a contender's output needs no second pass.
+generator so every run and every contender sees the same bytes. Record timestamps (also the
+value's ``ts``) rise evenly from a fixed, window-aligned base so that the input spans
+``SPAN_WINDOWS`` tumbling windows whatever its size; each partition's timestamps are in
+order, so no record is late. What the workloads need to know about the data (how many pass
+the filter, how often each key occurs, per window too) is tallied while producing, so
+checking a contender's output needs no second pass over the input.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,11 +22,18 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.contenders.spec import keep
+from benchmarks.contenders.spec import WINDOW_MS, keep, windowed_key
 from streamer.partitioner import default_partition
 
 VALUE_BYTES = 100
 SEED = 20240501
+#: The first record's timestamp: a window boundary (in 2023, so the input and output topics
+#: are created with time retention off, or the broker would delete them mid-run).
+BASE_TIMESTAMP_MS = 1_700_000_000_000
+#: How many windows of ``WINDOW_MS`` the input's timestamps cover (1M records: 1 ms apart).
+SPAN_WINDOWS = 100
+#: Settings of the topics the harness creates (input, outputs): the old timestamps stay readable.
+TOPIC_CONFIGS = {"retention.ms": "-1"}
 
 
 @dataclass(frozen=True)
@@ -42,26 +54,58 @@ class Dataset:
     key_counts: Counter[bytes] = field(default_factory=Counter)
     kept: int = 0
     kept_keys: set[bytes] = field(default_factory=set)
-    bytes: int = 0
+    value_bytes: int = 0
+    #: The key index of every record in input order (its timestamp follows from its number).
+    record_keys: array[int] = field(default_factory=lambda: array("I"))
+    #: The highest timestamp of each partition: its stream time once the input is consumed.
+    stream_time: dict[int, int] = field(default_factory=dict)
+
+    @functools.cached_property
+    def window_counts(self) -> dict[bytes, int]:
+        """Records per windowed output key (``key@start``), for the windowed workloads' checks."""
+        counts: Counter[bytes] = Counter()
+        for number, index in enumerate(self.record_keys):
+            start = window_start(timestamp_ms(self.spec, number))
+            counts[windowed_key(key_name(index).decode(), start).encode()] += 1
+        return dict(counts)
+
+    @functools.cached_property
+    def closed_window_counts(self) -> dict[bytes, int]:
+        """Those windows that end at or before their partition's final stream time: closed ones."""
+        closed = {}
+        for wkey, count in self.window_counts.items():
+            key, _, start = wkey.rpartition(b"@")
+            if int(start) + WINDOW_MS <= self.stream_time[default_partition(key, self.spec.partitions)]:
+                closed[wkey] = count
+        return closed
 
 
 def key_name(index: int) -> bytes:
     return b"user-%05d" % index
 
 
-def records(spec: DataSpec) -> Iterator[tuple[bytes, bytes, dict[str, object]]]:
-    """(key, value bytes, value) for every record, always the same for the same spec."""
+def timestamp_ms(spec: DataSpec, number: int) -> int:
+    """Record ``number``'s timestamp: evenly spread over ``SPAN_WINDOWS`` windows."""
+    return BASE_TIMESTAMP_MS + number * SPAN_WINDOWS * WINDOW_MS // spec.records
+
+
+def window_start(timestamp: int) -> int:
+    return timestamp - timestamp % WINDOW_MS
+
+
+def records(spec: DataSpec) -> Iterator[tuple[int, bytes, bytes, dict[str, object]]]:
+    """(key index, key, value bytes, value) for every record, always the same for the same spec."""
     rng = random.Random(SEED)
-    base = 1_700_000_000_000
     for number in range(spec.records):
-        key = key_name(rng.randrange(spec.keys))
+        index = rng.randrange(spec.keys)
+        key = key_name(index)
         value: dict[str, object] = {
             "id": number, "user": key.decode(), "amount": rng.randrange(100_000),
-            "currency": "EUR", "ts": base + number, "note": "",
+            "currency": "EUR", "ts": timestamp_ms(spec, number), "note": "",
         }
         encoded = orjson.dumps(value)
         value["note"] = "x" * max(0, VALUE_BYTES - len(encoded))  # pad to ~VALUE_BYTES
-        yield key, orjson.dumps(value), value
+        yield index, key, orjson.dumps(value), value
 
 
 async def preload(bootstrap: str, topic: str, spec: DataSpec) -> Dataset:
@@ -74,16 +118,19 @@ async def preload(bootstrap: str, topic: str, spec: DataSpec) -> Dataset:
         partition_of: dict[bytes, int] = {}
         batches = [producer.create_batch() for _ in range(spec.partitions)]
         acks: list[asyncio.Future[object]] = []
-        for key, encoded, value in records(spec):
+        for number, (index, key, encoded, value) in enumerate(records(spec)):
             partition = partition_of.get(key)
             if partition is None:
                 partition = partition_of[key] = default_partition(key, spec.partitions)
-            if batches[partition].append(key=key, value=encoded, timestamp=None) is None:
+            timestamp = timestamp_ms(spec, number)
+            if batches[partition].append(key=key, value=encoded, timestamp=timestamp) is None:
                 acks.append(await producer.send_batch(batches[partition], topic, partition=partition))
                 batches[partition] = producer.create_batch()
-                batches[partition].append(key=key, value=encoded, timestamp=None)
+                batches[partition].append(key=key, value=encoded, timestamp=timestamp)
             data.key_counts[key] += 1
-            data.bytes += len(encoded)
+            data.record_keys.append(index)
+            data.stream_time[partition] = timestamp  # rising, so the last is the highest
+            data.value_bytes += len(encoded)
             if keep(value):
                 data.kept += 1
                 data.kept_keys.add(key)

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from benchmarks.contenders.spec import AppSpec
-from benchmarks.dataset import Dataset
+from benchmarks.dataset import TOPIC_CONFIGS, Dataset
 from benchmarks.lineup import REPO, Contender
 from benchmarks.process import ContenderProcess
 from benchmarks.workloads import Workload
@@ -81,7 +81,7 @@ async def timed_run(ctx: RunContext, contender: Contender, workload: Workload, g
                    workload=workload.name, guarantee=guarantee, state_dir=state_dir, partitions=partitions,
                    commit_interval_ms=ctx.commit_interval_ms[guarantee])
     result = RunResult(contender.name, workload.name, guarantee, run, "failed", workload.expected_outputs(ctx.data))
-    await ctx.admin.create_topics([NewTopic(spec.output, partitions, 1)])
+    await ctx.admin.create_topics([NewTopic(spec.output, partitions, 1, topic_configs=TOPIC_CONFIGS)])
     consumer = AIOKafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed", auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=4 * 1_048_576, fetch_max_bytes=32 * 1_048_576)
@@ -132,7 +132,8 @@ async def _wait_for_outputs(ctx: RunContext, consumer: AIOKafkaConsumer, process
         if result.outputs >= result.expected:
             break
         if not process.running():
-            result.error = f"exited with code {process.popen.returncode} after {result.outputs}/{result.expected} outputs"
+            result.error = (f"exited with code {process.popen.returncode} "
+                            f"after {result.outputs}/{result.expected} outputs")
             return
         if now - started > ctx.timeout_s:
             result.status = "timeout"

@@ -1,4 +1,4 @@
-"""Turning runs into the figures: medians per contender, workload and guarantee, a table, JSON."""
+"""Turning runs into the figures: medians per contender, workload and guarantee, a table, targets, JSON."""
 
 from __future__ import annotations
 
@@ -33,12 +33,37 @@ class Row:
     problem: str = ""
 
 
+@dataclass(frozen=True)
+class Target:
+    """Streamer's rate on a workload must be at least ``ratio`` times ``contender``'s."""
+
+    workload: str
+    contender: str
+    ratio: float
+
+    @property
+    def text(self) -> str:
+        return f">= {self.ratio:g}x {TARGET_NAMES.get(self.contender, self.contender)}"
+
+
+TARGET_NAMES = {"ceiling": "the ceiling", "quix": "Quix Streams", "kafka-streams": "Kafka Streams", "faust": "Faust"}
+#: The targets the table is read against (issue 9 for the windowed workloads).
+TARGETS = tuple(Target(workload, contender, ratio)
+                for workload in ("windowed-update", "windowed-close")
+                for contender, ratio in (("ceiling", 0.5), ("quix", 5.0), ("kafka-streams", 3.0)))
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def summarize(results: list[RunResult], labels: dict[str, str]) -> list[Row]:
-    """Median figures of the successful runs, with the ratios the table shows."""
+def summarize(results: list[RunResult], labels: dict[str, str],
+              not_applicable: dict[tuple[str, str, str], str] | None = None) -> list[Row]:
+    """Median figures of the successful runs, with the ratios the table shows.
+
+    ``not_applicable``: (contender, workload, guarantee) the contender cannot run, and why;
+    they get a row that says so instead of a figure.
+    """
     groups: dict[tuple[str, str, str], list[RunResult]] = {}
     for result in results:
         groups.setdefault((result.contender, result.workload, result.guarantee), []).append(result)
@@ -57,6 +82,9 @@ def summarize(results: list[RunResult], labels: dict[str, str]) -> list[Row]:
             partial=partial,
             problem=f"{bad[0].status}: {bad[0].error}" if bad else "",
         ))
+    for (contender, workload, guarantee), reason in (not_applicable or {}).items():
+        rows.append(Row(contender, labels.get(contender, contender), workload, guarantee, 0, 0,
+                        problem=f"n/a: {reason}"))
     rate = {(r.contender, r.workload, r.guarantee): r.records_per_s for r in rows}
     for row in rows:
         ceiling = rate.get(("ceiling", row.workload, row.guarantee))
@@ -89,7 +117,8 @@ def table(rows: list[Row]) -> str:
         lines.append((row.label, row.workload, row.guarantee,
                       _rate(row),
                       _fmt(row.vs_ceiling, ".2f"), _fmt(row.streamer_over_this, ".2f"),
-                      _fmt(row.cpu_us_per_record, ".1f"), _fmt(row.peak_rss_mb, ",.0f"), _fmt(row.first_output_s, ".1f"),
+                      _fmt(row.cpu_us_per_record, ".1f"), _fmt(row.peak_rss_mb, ",.0f"),
+                      _fmt(row.first_output_s, ".1f"),
                       f"{row.runs_ok}/{row.runs}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     aligned = []
@@ -100,6 +129,38 @@ def table(rows: list[Row]) -> str:
     if any(row.partial for row in rows):
         aligned.append("~: no run finished in time; the pace until the timeout (outputs seen / elapsed)")
     return "\n".join(aligned)
+
+
+def targets(rows: list[Row]) -> list[dict[str, Any]]:
+    """Where streamer stands against each target of the workloads and guarantees in ``rows``."""
+    by_key = {(r.contender, r.workload, r.guarantee): r for r in rows}
+    found = []
+    for target in TARGETS:
+        for guarantee in dict.fromkeys(r.guarantee for r in rows):
+            ours = by_key.get(("streamer", target.workload, guarantee))
+            theirs = by_key.get((target.contender, target.workload, guarantee))
+            if ours is None or theirs is None:
+                continue  # not in this run
+            ratio = (ours.records_per_s / theirs.records_per_s
+                     if ours and theirs and ours.runs_ok and ours.records_per_s and theirs.records_per_s else None)
+            found.append({"workload": target.workload, "guarantee": guarantee, "target": target.text,
+                          "contender": target.contender, "wanted": target.ratio, "ratio": ratio,
+                          "met": None if ratio is None else ratio >= target.ratio,
+                          "against_pace": bool(theirs and theirs.partial)})
+    return found
+
+
+def targets_table(found: list[dict[str, Any]]) -> str:
+    """The targets as lines under the table: streamer's ratio and whether it is met."""
+    lines = []
+    for item in found:
+        if item["ratio"] is None:
+            verdict, ratio = "no figure", "-"
+        else:
+            verdict = "met" if item["met"] else "missed"
+            ratio = f"{item['ratio']:.2f}x" + (" (against its pace)" if item["against_pace"] else "")
+        lines.append(f"  {item['workload']:<16} {item['guarantee']:<14} {item['target']:<24} {ratio:>8}  {verdict}")
+    return "streamer against the targets:\n" + "\n".join(lines) if lines else ""
 
 
 def machine() -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Throughput of streamer against the aiokafka ceiling and its peers, in one run.
 
     .venv/bin/python -m benchmarks.run [--records N] [--partitions P] [--keys K] [--runs R]
-        [--contenders ceiling,streamer,quix,faust,kafka-streams] [--workloads stateless,count]
+        [--contenders ceiling,streamer,quix,faust,kafka-streams]
+        [--workloads stateless,count,windowed-update,windowed-close]
         [--guarantees at_least_once,exactly_once] [--json out.json] [--bootstrap HOST:PORT]
 
 Uses the broker at --bootstrap or $STREAMER_BENCH_BOOTSTRAP, else starts the project's dev
@@ -30,10 +31,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from benchmarks.cache import Unavailable
 from benchmarks.contenders.spec import GUARANTEES
-from benchmarks.dataset import DataSpec, preload
+from benchmarks.dataset import TOPIC_CONFIGS, DataSpec, preload
 from benchmarks.lineup import REPO, Contender, lineup
 from benchmarks.measure import RunContext, RunResult, timed_run, wait_until_ready
-from benchmarks.report import Row, machine, rows_json, summarize, table
+from benchmarks.report import Row, machine, rows_json, summarize, table, targets, targets_table
 from benchmarks.workloads import WORKLOADS
 
 BOOTSTRAP_ENV = "STREAMER_BENCH_BOOTSTRAP"
@@ -86,7 +87,7 @@ def broker(bootstrap: str | None) -> Iterator[str]:
     try:
         from streamer.devbroker import DevBroker
     except ImportError as error:
-        raise SystemExit(f"no broker: pass --bootstrap or set {BOOTSTRAP_ENV} (streamer.devbroker: {error})")
+        raise SystemExit(f"no broker: pass --bootstrap or set {BOOTSTRAP_ENV} (streamer.devbroker: {error})") from None
     dev = DevBroker()
     print("starting the dev broker ...", flush=True)
     dev.start(timeout=90)
@@ -112,8 +113,20 @@ def prepare(contenders: list[Contender]) -> dict[str, str]:
     return unavailable
 
 
+def not_applicable(args: argparse.Namespace, contenders: list[Contender]) -> dict[tuple[str, str, str], str]:
+    """(contender, workload, guarantee) that a ready contender cannot run, and why."""
+    found = {}
+    for contender in contenders:
+        for workload in args.workloads:
+            reason = contender.why_not(workload)
+            if reason:
+                print(f"  {contender.name} cannot run {workload}: {reason}", flush=True)
+                found.update({(contender.name, workload, guarantee): reason for guarantee in args.guarantees})
+    return found
+
+
 def _progress(result: RunResult) -> str:
-    where = f"{result.workload:<9} {result.guarantee:<13} {result.contender:<13}"
+    where = f"{result.workload:<15} {result.guarantee:<13} {result.contender:<13}"
     if result.status == "ok":
         return (f"{where} {result.records_per_s:>11,.0f} rec/s  {result.elapsed_s:6.1f}s  "
                 f"CPU {result.cpu_us_per_record or 0:5.1f} µs/rec  peak RSS {result.peak_rss_mb or 0:,.0f} MB")
@@ -129,11 +142,11 @@ async def run_all(args: argparse.Namespace, bootstrap: str, contenders: list[Con
     topic = f"bench-{session}-input"
     results: list[RunResult] = []
     try:
-        await admin.create_topics([NewTopic(topic, args.partitions, 1)])
+        await admin.create_topics([NewTopic(topic, args.partitions, 1, topic_configs=TOPIC_CONFIGS)])
         await wait_until_ready(admin, topic, args.partitions)
         began = time.monotonic()
         data = await preload(bootstrap, topic, data_spec)
-        print(f"loaded {args.records:,} records ({data.bytes / 1e6:.0f} MB of values, {args.keys:,} keys, "
+        print(f"loaded {args.records:,} records ({data.value_bytes / 1e6:.0f} MB of values, {args.keys:,} keys, "
               f"{args.partitions} partitions) in {time.monotonic() - began:.1f}s", flush=True)
         intervals = {g: args.commit_interval_ms or COMMIT_INTERVAL_MS[g] for g in GUARANTEES}
         ctx = RunContext(bootstrap, data, session, logs, args.timeout, intervals, admin)
@@ -156,7 +169,8 @@ async def run_all(args: argparse.Namespace, bootstrap: str, contenders: list[Con
 
 
 def report(args: argparse.Namespace, rows: list[Row], results: list[RunResult], unavailable: dict[str, str],
-           contenders: dict[str, Contender], started: datetime.datetime) -> dict[str, Any]:
+           lacking: dict[tuple[str, str, str], str], contenders: dict[str, Contender],
+           started: datetime.datetime) -> dict[str, Any]:
     return {
         "date": started.isoformat(timespec="seconds"),
         "machine": machine(),
@@ -166,7 +180,9 @@ def report(args: argparse.Namespace, rows: list[Row], results: list[RunResult], 
                    "timeout_s": args.timeout},
         "contenders": {name: contenders[name].label for name in args.contenders},
         "unavailable": unavailable,
+        "not_applicable": {f"{name} {workload}": reason for (name, workload, _), reason in lacking.items()},
         "summary": rows_json(rows),
+        "targets": targets(rows),
         "runs": [r.to_json() for r in results],
     }
 
@@ -184,18 +200,23 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [known[name] for name in args.contenders]
     unavailable = prepare(chosen)
     runnable = [c for c in chosen if c.name not in unavailable]
+    lacking = not_applicable(args, runnable)
     logs = args.results_dir / f"logs-{started:%Y%m%d-%H%M%S}-{session}"
     logs.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
     if runnable:
         with broker(args.bootstrap) as bootstrap:
             results = asyncio.run(run_all(args, bootstrap, runnable, session, logs))
-    rows = summarize(results, {c.name: c.label for c in chosen})
-    document = report(args, rows, results, unavailable, known, started)
+    rows = summarize(results, {c.name: c.label for c in chosen}, lacking)
+    document = report(args, rows, results, unavailable, lacking, known, started)
     print()
     print(table(rows) if rows else "no runs")
+    if document["targets"]:
+        print("\n" + targets_table(document["targets"]))
     for name, reason in unavailable.items():
         print(f"\n{name}: could not be installed or built:\n  " + reason.replace("\n", "\n  "))
+    for (name, workload), reason in {(c, w): r for (c, w, _), r in lacking.items()}.items():
+        print(f"\n{name} {workload}: not available: {reason}")
     for result in results:
         if result.status != "ok":
             print(f"\n{result.contender} {result.workload} {result.guarantee} run {result.run + 1}: "

@@ -1,8 +1,8 @@
 """The workloads: what each contender computes, how many outputs to wait for, how to check them.
 
-To add one (a windowed count, a stream-table join): subclass ``Workload``, register it in
+To add one (a stream-table join, say): subclass ``Workload``, register it in
 ``WORKLOADS``, and give each contender app an entry point of the same name (streamer:
-a function in ``contenders/streamer_app.py``; the others branch on ``BENCH_WORKLOAD``).
+a function in ``contenders/streamer_app.py``, ``-`` spelled ``_``; the others branch on ``BENCH_WORKLOAD``).
 A contender that does not implement a workload leaves its name out of its ``workloads``
 in ``benchmarks/lineup.py`` and is reported as "not applicable", not failed.
 Extra inputs (the table side of a join) would be loaded by ``Workload.extra_inputs`` -
@@ -67,6 +67,52 @@ class Count(Workload):
         return None
 
 
+class WindowedCount(Workload):
+    """A 10-second tumbling count per key; outputs keyed ``key@start`` with the count as value.
+
+    Checked: the outputs cover exactly the expected (key, window) pairs and each one's last
+    count is right (for on close, with as many outputs as pairs: one final count each, and
+    the counts add up to the records in the closed windows).
+    """
+
+    def windows(self, data: Dataset) -> dict[bytes, int]:
+        """The count each windowed output key must end with."""
+        raise NotImplementedError
+
+    def check(self, data: Dataset, last: Mapping[bytes | None, bytes | None]) -> str | None:
+        expected = self.windows(data)
+        if len(last) != len(expected):
+            return f"outputs cover {len(last):,} (key, window) pairs, expected {len(expected):,}"
+        wrong = [wkey for wkey, count in expected.items() if _as_int(last.get(wkey)) != count]
+        if wrong:
+            wkey = wrong[0]
+            return (f"{len(wrong):,} windows end with a wrong count, e.g. {wkey!r}: "
+                    f"{last.get(wkey)!r} instead of {expected[wkey]}")
+        return None
+
+
+class WindowedUpdate(WindowedCount):
+    name = "windowed-update"
+    summary = "10 s tumbling count per key in a window store with a changelog, emit every update"
+
+    def expected_outputs(self, data: Dataset) -> int:
+        return data.spec.records
+
+    def windows(self, data: Dataset) -> dict[bytes, int]:
+        return data.window_counts
+
+
+class WindowedClose(WindowedCount):
+    name = "windowed-close"
+    summary = "10 s tumbling count per key, one final count per key and window when stream time passes its end"
+
+    def expected_outputs(self, data: Dataset) -> int:
+        return len(data.closed_window_counts)
+
+    def windows(self, data: Dataset) -> dict[bytes, int]:
+        return data.closed_window_counts
+
+
 def _as_int(raw: bytes | None) -> int | None:
     try:
         value = orjson.loads(raw) if raw is not None else None
@@ -75,4 +121,4 @@ def _as_int(raw: bytes | None) -> int | None:
     return value if isinstance(value, int) else None
 
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (Stateless(), Count())}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (Stateless(), Count(), WindowedUpdate(), WindowedClose())}

@@ -4,10 +4,13 @@
 
 What a hand-written loop can reach on this machine: ``getmany`` fetches, orjson, records
 appended straight into per-partition batches (``create_batch``/``send_batch``), the output
-partition taken from the input partition (keys are unchanged and both topics have the same
-partition count), counts in a plain dict with a changelog topic beside it. Offsets are
-committed every commit interval after the produce acks (at-least-once), or inside one
-transaction per commit interval with the offsets sent to it (exactly-once).
+partition taken from the input partition (both topics have the same partition count),
+counts in a plain dict with a changelog topic beside it. The windowed counts keep one dict
+per open window and partition, advance stream time per record, drop a window once stream
+time reaches its end (emitting its final counts, on close) and a record whose window has
+closed; per batch, like the rest. Offsets are committed every commit interval after the
+produce acks (at-least-once), or inside one transaction per commit interval with the
+offsets sent to it (exactly-once).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from benchmarks.contenders.spec import COUNT_STORE, AppSpec, enrich, keep
+from benchmarks.contenders.spec import COUNT_STORE, WINDOW_MS, AppSpec, enrich, keep
 
 MAX_RECORDS = 10_000
 #: Below the broker's default message.max.bytes (1 MiB) with room for the batch header.
 BATCH_BYTES = 512 * 1024
+#: A window store's changelog as Kafka Streams makes it: compacted, and deleted after a day.
+WINDOW_CHANGELOG = {"cleanup.policy": "compact,delete", "retention.ms": str(WINDOW_MS + 86_400_000)}
 
 
 class PartitionWriter:
@@ -61,6 +66,9 @@ class Ceiling:
         self.spec = spec
         self.changelog = f"{spec.app_id}-{COUNT_STORE}-changelog"
         self.counts: dict[bytes | None, int] = {}
+        #: Per partition: the open windows' counts by window start, and the stream time.
+        self.windows: dict[int, dict[int, dict[bytes, int]]] = {}
+        self.stream_time: dict[int, int] = {}
         self.stopping = asyncio.Event()
         options = {"bootstrap_servers": spec.bootstrap}
         self.consumer = AIOKafkaConsumer(
@@ -75,32 +83,68 @@ class Ceiling:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.spec.bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(self.changelog, self.spec.partitions, 1,
-                                                topic_configs={"cleanup.policy": "compact"})])
+            configs = {"cleanup.policy": "compact"} if self.spec.workload == "count" else WINDOW_CHANGELOG
+            await admin.create_topics([NewTopic(self.changelog, self.spec.partitions, 1, topic_configs=configs)])
         except TopicAlreadyExistsError:
             pass
         finally:
             await admin.close()
 
-    def transform(self, records: list[ConsumerRecord[bytes, bytes]], out: PartitionWriter,
+    def transform(self, partition: int, records: list[ConsumerRecord[bytes, bytes]], out: PartitionWriter,
                   log: PartitionWriter) -> None:
-        if self.spec.workload == "stateless":
+        workload = self.spec.workload
+        if workload == "stateless":
             for record in records:
-                value = orjson.loads(record.value)  # type: ignore[arg-type]
+                value = orjson.loads(record.value)
                 if keep(value):
                     out.append(record.key, orjson.dumps(enrich(value)))
-            return
+        elif workload == "count":
+            self.count(records, out, log)
+        else:
+            self.count_windows(partition, records, out, log, on_close=workload == "windowed-close")
+
+    def count(self, records: list[ConsumerRecord[bytes, bytes]], out: PartitionWriter, log: PartitionWriter) -> None:
         counts = self.counts
         for record in records:
-            orjson.loads(record.value)  # type: ignore[arg-type]  # every peer parses the value
+            orjson.loads(record.value)  # every peer parses the value
             count = counts.get(record.key, 0) + 1
             counts[record.key] = count
             encoded = b"%d" % count
             out.append(record.key, encoded)
             log.append(record.key, encoded)
 
+    def count_windows(self, partition: int, records: list[ConsumerRecord[bytes, bytes]], out: PartitionWriter,
+                      log: PartitionWriter, on_close: bool) -> None:
+        """Tumbling counts keyed ``key@start``: every update out, or each window's final counts."""
+        windows = self.windows.setdefault(partition, {})
+        stream_time = self.stream_time.get(partition, -1)
+        for record in records:
+            orjson.loads(record.value)  # every peer parses the value
+            timestamp = record.timestamp
+            if timestamp > stream_time:
+                stream_time = timestamp
+            start = timestamp - timestamp % WINDOW_MS
+            if start + WINDOW_MS <= stream_time:
+                continue  # late: its window has closed (no grace)
+            counts = windows.get(start)
+            if counts is None:
+                counts = windows[start] = {}
+            count = counts.get(record.key, 0) + 1
+            counts[record.key] = count
+            key = b"%s@%d" % (record.key, start)
+            encoded = b"%d" % count
+            log.append(key, encoded)
+            if not on_close:
+                out.append(key, encoded)
+        self.stream_time[partition] = stream_time
+        for start in sorted(s for s in windows if s + WINDOW_MS <= stream_time):
+            closed = windows.pop(start)
+            if on_close:
+                for key_bytes, count in closed.items():
+                    out.append(b"%s@%d" % (key_bytes, start), b"%d" % count)
+
     async def run(self) -> None:
-        if self.spec.workload == "count":
+        if self.spec.workload != "stateless":
             await self.create_changelog()
         await self.producer.start()
         await self.consumer.start()
@@ -120,7 +164,7 @@ class Ceiling:
                         writers[tp.partition] = (PartitionWriter(self.producer, self.spec.output, tp.partition),
                                                  PartitionWriter(self.producer, self.changelog, tp.partition))
                     out, log = writers[tp.partition]
-                    self.transform(records, out, log)
+                    self.transform(tp.partition, records, out, log)
                     acks += await out.send()
                     acks += await log.send()
                     offsets[tp] = records[-1].offset + 1

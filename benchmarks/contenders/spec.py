@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 ENV_PREFIX = "BENCH_"
-WORKLOADS = ("stateless", "count")
+WORKLOADS = ("stateless", "count", "windowed-update", "windowed-close")
 GUARANTEES = ("at_least_once", "exactly_once")
 #: Name of the count store; peers name theirs alike so their changelogs are recognisable.
 COUNT_STORE = "counts"
+#: The windowed workloads' tumbling window (the Java app mirrors it), aligned to the epoch.
+WINDOW_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,8 @@ def keep(value: Mapping[str, Any]) -> bool:
 def enrich(value: Mapping[str, Any]) -> dict[str, Any]:
     """The stateless workload's map_values: a new dict with one more field, as users write it."""
     return {**value, "flag": True}
+
+
+def windowed_key(key: str, start: int) -> str:
+    """The windowed workloads' output key: every contender writes ``<key>@<window start ms>``."""
+    return f"{key}@{start}"

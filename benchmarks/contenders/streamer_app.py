@@ -2,13 +2,16 @@
 
     streamer run benchmarks.contenders.streamer_app:stateless --bootstrap-servers ... --application-id ...
     streamer run benchmarks.contenders.streamer_app:count ...
+    streamer run benchmarks.contenders.streamer_app:windowed_update ...      (and windowed_close)
 
 Topic names come from BENCH_INPUT / BENCH_OUTPUT (set by the harness; defaults for runs by hand).
 """
 
 from __future__ import annotations
 
-from benchmarks.contenders.spec import COUNT_STORE, AppSpec, enrich, keep
+from typing import Any
+
+from benchmarks.contenders.spec import COUNT_STORE, WINDOW_MS, AppSpec, enrich, keep, windowed_key
 from streamer import StreamsBuilder, Topology
 
 
@@ -33,3 +36,36 @@ def count() -> Topology:
         .to_stream()
         .to(spec.output, key_serde="str", value_serde="json"))
     return builder.build()
+
+
+def windowed_update() -> Topology:
+    """A 10 s tumbling count per key in a window store with a changelog; every update goes out."""
+    return _windowed_count(on_close=False)
+
+
+def windowed_close() -> Topology:
+    """The same count, one final record per key and window once stream time passes its end."""
+    return _windowed_count(on_close=True)
+
+
+def _windowed_count(on_close: bool) -> Topology:
+    # Imported here so that the other workloads run on a streamer without the windows DSL.
+    from streamer.windows import EmitStrategy, TimeWindows
+
+    spec = AppSpec.from_env()
+    builder = StreamsBuilder()
+    windowed = (builder.stream(spec.input, key_serde="str", value_serde="json")
+                .group_by_key()
+                .windowed_by(TimeWindows.of_size_with_no_grace(WINDOW_MS)))
+    if on_close:
+        windowed = windowed.emit_strategy(EmitStrategy.on_window_close())
+    (windowed.count(name=COUNT_STORE)
+        .to_stream()
+        .map(_window_key)
+        .to(spec.output, key_serde="str", value_serde="json"))
+    return builder.build()
+
+
+def _window_key(key: Any, count: int) -> tuple[str, int]:
+    """``Windowed`` key to the ``key@start`` string every contender writes."""
+    return windowed_key(key.key, key.start), count
