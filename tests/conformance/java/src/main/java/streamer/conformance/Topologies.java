@@ -97,6 +97,15 @@ final class Topologies {
    * A windowed aggregation of "in" grouped by key. params: window (tumbling, hopping, sliding,
    * session), its sizes in ms (size, advance, grace, difference, gap), agg (count, reduce,
    * aggregate) and emit (update, close: EmitStrategy.onWindowClose, suppress: untilWindowCloses).
+   *
+   * <p>Tumbling and hopping windows emitted on close keep their windows one size longer than Kafka
+   * Streams' default retention of size + grace: with the default, a window can expire in the store
+   * at the very step of stream time that closes it, and Kafka Streams then never emits its final
+   * result (hopping windows lose most of theirs). Streamer emits every closed window once (README:
+   * "Differences"); the longer retention makes Kafka Streams do the same, and changes nothing else
+   * for these windows (a record's windows are looked up by start, lateness is judged by grace).
+   * Sliding and session windows keep the default: their lookups span neighbouring windows, whose
+   * retention changes what merges.
    */
   private static void windowed(StreamsBuilder b, JsonNode params) {
     KGroupedStream<String, JsonNode> grouped = byKey(b);
@@ -104,6 +113,8 @@ final class Topologies {
     String agg = params.get("agg").asText();
     String emit = params.get("emit").asText();
     Duration grace = ms(params, "grace");
+    Duration retention = emit.equals("close") && !window.equals("session") && !window.equals("sliding")
+        ? grace.plus(ms(params, "size").multipliedBy(2)) : null;
     if (window.equals("session")) {
       SessionWindowedKStream<String, JsonNode> sessions =
           grouped.windowedBy(SessionWindows.ofInactivityGapAndGrace(ms(params, "gap"), grace));
@@ -111,10 +122,10 @@ final class Topologies {
         sessions = sessions.emitStrategy(EmitStrategy.onWindowClose());
       }
       switch (agg) {
-        case "count" -> finish(sessions.count(session(Serdes.Long())), emit);
-        case "reduce" -> finish(sessions.reduce(Topologies::sum, session(TREE)), emit);
+        case "count" -> finish(sessions.count(session(Serdes.Long(), retention)), emit);
+        case "reduce" -> finish(sessions.reduce(Topologies::sum, session(TREE, retention)), emit);
         case "aggregate" -> finish(sessions.aggregate(() -> "", Topologies::append, (k, left, right) -> left + right,
-            session(STRING)), emit);
+            session(STRING, retention)), emit);
         default -> throw new IllegalArgumentException("unknown aggregation " + agg);
       }
       return;
@@ -130,9 +141,9 @@ final class Topologies {
       windows = windows.emitStrategy(EmitStrategy.onWindowClose());
     }
     switch (agg) {
-      case "count" -> finish(windows.count(window(Serdes.Long())), emit);
-      case "reduce" -> finish(windows.reduce(Topologies::sum, window(TREE)), emit);
-      case "aggregate" -> finish(windows.aggregate(() -> "", Topologies::append, window(STRING)), emit);
+      case "count" -> finish(windows.count(window(Serdes.Long(), retention)), emit);
+      case "reduce" -> finish(windows.reduce(Topologies::sum, window(TREE, retention)), emit);
+      case "aggregate" -> finish(windows.aggregate(() -> "", Topologies::append, window(STRING, retention)), emit);
       default -> throw new IllegalArgumentException("unknown aggregation " + agg);
     }
   }
@@ -179,12 +190,15 @@ final class Topologies {
     return Materialized.<String, V, KeyValueStore<Bytes, byte[]>>with(STRING, values);
   }
 
-  private static <V> Materialized<String, V, WindowStore<Bytes, byte[]>> window(Serde<V> values) {
-    return Materialized.<String, V, WindowStore<Bytes, byte[]>>with(STRING, values);
+  /** A window store's Materialized; a null retention keeps Kafka Streams' default. */
+  private static <V> Materialized<String, V, WindowStore<Bytes, byte[]>> window(Serde<V> values, Duration retention) {
+    Materialized<String, V, WindowStore<Bytes, byte[]>> materialized = Materialized.with(STRING, values);
+    return retention == null ? materialized : materialized.withRetention(retention);
   }
 
-  private static <V> Materialized<String, V, SessionStore<Bytes, byte[]>> session(Serde<V> values) {
-    return Materialized.<String, V, SessionStore<Bytes, byte[]>>with(STRING, values);
+  private static <V> Materialized<String, V, SessionStore<Bytes, byte[]>> session(Serde<V> values, Duration retention) {
+    Materialized<String, V, SessionStore<Bytes, byte[]>> materialized = Materialized.with(STRING, values);
+    return retention == null ? materialized : materialized.withRetention(retention);
   }
 
   private static void toOut(KStream<String, ?> stream) {

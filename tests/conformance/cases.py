@@ -1,0 +1,235 @@
+"""The conformance cases: a named topology (built alike in Java and in Python) and its inputs.
+
+Inputs are generated from fixed seeds, so a failure replays exactly; they include
+out-of-order records, records later than the grace period, null keys and tombstones where the
+topology should see them. A few hand-written scenarios pin down table re-grouping, where
+random rows rarely hit every branch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+SEEDS = (1, 2)
+
+#: Window parameters shared by both sides (ms). Forward steps of the generated time stay at
+#: most one window size so no window closes and expires in one step: Kafka Streams' window
+#: store drops a window once stream time passes its end by size + grace, and would then never
+#: emit its final result (README: "Differences").
+TUMBLING = {"window": "tumbling", "size": 10, "grace": 5}
+HOPPING = {"window": "hopping", "size": 10, "advance": 4, "grace": 5}
+SLIDING = {"window": "sliding", "difference": 10, "grace": 5}
+SESSION = {"window": "session", "gap": 6, "grace": 4}
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input record."""
+
+    topic: str
+    key: str | None
+    value: Any
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Case:
+    """A topology by name (plus ``params``), the records piped into it and the topics read back."""
+
+    name: str
+    topology: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[str, ...] = ("out",)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def windowed(self) -> bool:
+        return self.topology == "windowed"
+
+    def to_oracle(self) -> dict[str, Any]:
+        """The case in the Java oracle's input format."""
+        return {
+            "name": self.name,
+            "topology": self.topology,
+            "params": self.params,
+            "inputs": [{"topic": i.topic, "key": i.key, "value": i.value, "timestamp": i.timestamp}
+                       for i in self.inputs],
+            "outputs": [{"topic": topic, "windowed": self.windowed} for topic in self.outputs],
+        }
+
+
+def _times(rng: random.Random, count: int, max_step: int, late_rate: float, max_lateness: int) -> list[int]:
+    """``count`` timestamps that mostly advance by up to ``max_step``, some going back up to ``max_lateness``."""
+    now, times = 0, []
+    for _ in range(count):
+        if times and rng.random() < late_rate:
+            times.append(max(0, now - rng.randint(1, max_lateness)))
+        else:
+            now += rng.randint(0, max_step)
+            times.append(now)
+    return times
+
+
+def stream_inputs(seed: int, topic: str = "in", count: int = 40, *, null_keys: bool = False,
+                  null_values: bool = False) -> tuple[Input, ...]:
+    """Integer values 0..49 under a few keys, out of order now and then."""
+    rng = random.Random(f"{topic}-{seed}")
+    rows = []
+    for ts in _times(rng, count, max_step=5, late_rate=0.2, max_lateness=20):
+        key = None if null_keys and rng.random() < 0.08 else rng.choice("abcd")
+        value = None if null_values and rng.random() < 0.08 else rng.randrange(50)
+        rows.append(Input(topic, key, value, ts))
+    return tuple(rows)
+
+
+def merged_inputs(seed: int) -> tuple[Input, ...]:
+    """Records of "in-a" and "in-b" interleaved."""
+    a, b = stream_inputs(seed, "in-a", 20), stream_inputs(seed, "in-b", 20)
+    rng = random.Random(f"merge-{seed}")
+    rows, ia, ib = [], 0, 0
+    while ia < len(a) or ib < len(b):
+        if ib >= len(b) or (ia < len(a) and rng.random() < 0.5):
+            rows.append(a[ia])
+            ia += 1
+        else:
+            rows.append(b[ib])
+            ib += 1
+    return tuple(rows)
+
+
+def table_inputs(seed: int, count: int = 40) -> tuple[Input, ...]:
+    """Integer rows of a few keys with updates, tombstones, and tombstones of keys never written."""
+    rng = random.Random(f"table-{seed}")
+    rows = []
+    for ts in _times(rng, count, max_step=5, late_rate=0.15, max_lateness=10):
+        key = f"r{rng.randrange(8)}"
+        value = None if rng.random() < 0.25 else rng.randrange(50)
+        rows.append(Input("table-in", key, value, ts))
+    return tuple(rows)
+
+
+def group_rows(seed: int, count: int = 50) -> tuple[Input, ...]:
+    """Rows {"group", "amount"} that move between three groups, stay in theirs, or are deleted."""
+    rng = random.Random(f"groups-{seed}")
+    rows: list[Input] = []
+    current: dict[str, str] = {}
+    for ts in _times(rng, count, max_step=5, late_rate=0.15, max_lateness=10):
+        key = f"r{rng.randrange(6)}"
+        roll = rng.random()
+        if roll < 0.2:
+            value = None
+            current.pop(key, None)
+        else:
+            stay = key in current and roll < 0.5  # an update within the row's own group
+            group = current[key] if stay else rng.choice(("g1", "g2", "g3"))
+            current[key] = group
+            value = {"group": group, "amount": rng.randint(1, 20)}
+        rows.append(Input("table-in", key, value, ts))
+    return tuple(rows)
+
+
+def _rows(*rows: tuple[str, Any, int]) -> tuple[Input, ...]:
+    return tuple(Input("table-in", key, value, ts) for key, value, ts in rows)
+
+
+#: Hand-written table re-grouping: a row moving groups, updated within its group, deleted,
+#: a delete of a key never written, and an update older than the row's current value.
+REGROUP_SCENARIO = _rows(
+    ("r1", {"group": "g1", "amount": 5}, 10),
+    ("r2", {"group": "g1", "amount": 3}, 11),
+    ("r1", {"group": "g2", "amount": 7}, 12),
+    ("r2", {"group": "g1", "amount": 4}, 13),
+    ("r3", None, 14),
+    ("r1", None, 15),
+    ("r2", {"group": "g2", "amount": 4}, 16),
+    ("r2", {"group": "g2", "amount": 9}, 8),
+    ("r4", {"group": "g2", "amount": 1}, 20),
+    ("r4", None, 21),
+    ("r4", None, 22),
+)
+
+#: Hand-written table filter: a row that starts outside the filter, enters, changes inside,
+#: leaves, is deleted while outside, and a delete of a key never written.
+FILTER_SCENARIO = _rows(
+    ("r1", 1, 10), ("r1", 2, 11), ("r1", 4, 12), ("r1", 5, 13), ("r1", None, 14),
+    ("r2", 3, 15), ("r2", None, 16), ("r3", None, 17), ("r4", 6, 18), ("r4", None, 19),
+)
+
+
+def window_inputs(seed: int, params: dict[str, Any], count: int = 60, *, null_values: bool = False) -> tuple[Input, ...]:
+    """Values under three keys, in and out of order, some later than the grace period, then a flush.
+
+    The flush ("tick" records stepping stream time forward) closes every window of the
+    generated records, so emit-on-close and suppress show all their final results.
+    """
+    extent = params.get("size") or params.get("difference") or params["gap"]
+    step = min(extent, 4)
+    rng = random.Random(f"window-{seed}-{sorted(params.items())}")
+    rows = []
+    for ts in _times(rng, count, max_step=step, late_rate=0.2, max_lateness=3 * extent):
+        key = None if rng.random() < 0.05 else rng.choice("abc")
+        value = None if null_values and rng.random() < 0.15 else rng.randrange(10)
+        rows.append(Input("in", key, value, ts))
+    if params["window"] == "session" and rows:  # sessions also need gaps wider than the inactivity gap
+        rows = _spread_sessions(rng, rows, params["gap"])
+    now = max(row.timestamp for row in rows)
+    end = now + 2 * (extent + params["grace"]) + 1
+    while now < end:
+        now += step
+        rows.append(Input("in", "tick", 0, now))
+    return tuple(rows)
+
+
+def _spread_sessions(rng: random.Random, rows: list[Input], gap: int) -> list[Input]:
+    """Shift the timeline right now and then by more than ``gap``, so sessions end and later ones merge."""
+    shift, spread = 0, []
+    for row in rows:
+        if rng.random() < 0.1:
+            shift += gap + rng.randint(1, gap)
+        spread.append(Input(row.topic, row.key, row.value, row.timestamp + shift))
+    return spread
+
+
+def _seeded(label: str, topology: str, make: Any, **extra: Any) -> list[Case]:
+    return [Case(f"{label}[seed={seed}]", topology, make(seed), **extra) for seed in SEEDS]
+
+
+def _windowed(label: str, params: dict[str, Any], agg: str, emit: str, *, null_values: bool = False) -> list[Case]:
+    full = {**params, "agg": agg, "emit": emit}
+    return [Case(f"{label}[seed={seed}]", "windowed", window_inputs(seed, params, null_values=null_values),
+                 params=full) for seed in SEEDS]
+
+
+def all_cases() -> list[Case]:
+    """Every case of the suite, in a stable order."""
+    cases: list[Case] = []
+    for name in ("filter", "filter_not", "map", "map_values", "flat_map", "flat_map_values", "select_key"):
+        cases += _seeded(name, name, stream_inputs)
+    cases += _seeded("split", "split", stream_inputs, outputs=("out-zero", "out-one", "out-other"))
+    cases += _seeded("merge", "merge", merged_inputs)
+    for name in ("count", "group_by_count", "reduce", "aggregate"):
+        cases += _seeded(name, name, lambda seed: stream_inputs(seed, null_keys=True, null_values=True))
+    cases += _seeded("to_table", "to_table", lambda seed: stream_inputs(seed, null_values=True))
+    for name in ("table_source", "table_filter", "table_map_values"):
+        cases += _seeded(name, name, table_inputs)
+    cases.append(Case("table_filter[scenario]", "table_filter", FILTER_SCENARIO))
+    for name in ("table_group_by_count", "table_group_by_aggregate", "table_group_by_reduce"):
+        cases += _seeded(name, name, group_rows)
+        cases.append(Case(f"{name}[scenario]", name, REGROUP_SCENARIO))
+    for label, params in (("tumbling", TUMBLING), ("hopping", HOPPING), ("sliding", SLIDING), ("session", SESSION)):
+        cases += _windowed(f"{label}_count", params, "count", "update")
+        cases += _windowed(f"{label}_aggregate", params, "aggregate", "update")
+        cases += _windowed(f"{label}_count_on_close", params, "count", "close")
+        cases += _windowed(f"{label}_count_suppress", params, "count", "suppress")
+    cases += _windowed("tumbling_no_grace_count", {**TUMBLING, "grace": 0}, "count", "update")
+    cases += _windowed("tumbling_reduce", TUMBLING, "reduce", "update")
+    cases += _windowed("session_reduce", SESSION, "reduce", "update")
+    cases += _windowed("tumbling_aggregate_on_close", TUMBLING, "aggregate", "close")
+    cases += _windowed("session_aggregate_on_close", SESSION, "aggregate", "close")
+    cases += _windowed("sliding_aggregate_suppress", SLIDING, "aggregate", "suppress")
+    cases += _windowed("tumbling_count_null_values", TUMBLING, "count", "update", null_values=True)
+    cases += _windowed("sliding_count_null_values", SLIDING, "count", "update", null_values=True)
+    cases += _windowed("session_aggregate_null_values", SESSION, "aggregate", "update", null_values=True)
+    return cases
