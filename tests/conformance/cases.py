@@ -62,7 +62,7 @@ class Case:
 
 def _times(rng: random.Random, count: int, max_step: int, late_rate: float, max_lateness: int) -> list[int]:
     """``count`` timestamps that mostly advance by up to ``max_step``, some going back up to ``max_lateness``."""
-    now, times = 0, []
+    now, times = 0, list[int]()
     for _ in range(count):
         if times and rng.random() < late_rate:
             times.append(max(0, now - rng.randint(1, max_lateness)))
@@ -158,7 +158,8 @@ FILTER_SCENARIO = _rows(
 )
 
 
-def window_inputs(seed: int, params: dict[str, Any], count: int = 60, *, null_values: bool = False) -> tuple[Input, ...]:
+def window_inputs(seed: int, params: dict[str, Any], count: int = 60, *,
+                  null_values: bool = False) -> tuple[Input, ...]:
     """Values under three keys, in and out of order, some later than the grace period, then a flush.
 
     The flush ("tick" records stepping stream time forward) closes every window of the

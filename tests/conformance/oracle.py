@@ -98,7 +98,8 @@ def run_oracle(cases: list[dict[str, Any]], version: str = KAFKA_VERSION) -> dic
             result = subprocess.run(command, capture_output=True, text=True, timeout=_RUN_TIMEOUT_S,
                                     stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired as error:
-            raise OracleError(f"the conformance oracle did not finish {len(cases)} cases in {_RUN_TIMEOUT_S:.0f}s") from error
+            raise OracleError(
+                f"the conformance oracle did not finish {len(cases)} cases in {_RUN_TIMEOUT_S:.0f}s") from error
     if result.returncode != 0:
         raise OracleError(f"the conformance oracle failed (exit {result.returncode}):\n{result.stderr.strip()[-3000:]}")
     results: dict[str, dict[str, Any]] = json.loads(result.stdout)["results"]

@@ -6,13 +6,16 @@ Keep the two in step. Keys are strings and values JSON on both sides; integer ar
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import pytest
 
 from streamer import StreamsBuilder, Topology
 from streamer.dsl.stream import Stream
 from streamer.dsl.table import Table
+
+if TYPE_CHECKING:
+    from streamer.dsl.windowed import SessionWindowedStream, TimeWindowedStream
 
 OUT = "out"
 Build = Callable[[StreamsBuilder, dict[str, Any]], None]
@@ -67,7 +70,8 @@ _AGGREGATIONS: dict[str, Build] = {
     "group_by_count": lambda b, p: _to_out(
         _stream(b).group_by(lambda k, v: "gnull" if v is None else f"g{v % 3}", key_serde="str")
         .count("count-store").to_stream()),
-    "reduce": lambda b, p: _to_out(_stream(b).group_by_key().reduce(lambda agg, v: agg + v, "reduce-store").to_stream()),
+    "reduce": lambda b, p: _to_out(
+        _stream(b).group_by_key().reduce(lambda agg, v: agg + v, "reduce-store").to_stream()),
     "aggregate": lambda b, p: _to_out(
         _stream(b).group_by_key().aggregate(lambda: "", lambda k, v, agg: f"{agg}{v};", "aggregate-store").to_stream()),
     "to_table": lambda b, p: _to_out(_stream(b).to_table("to-table-store").to_stream()),
@@ -102,28 +106,36 @@ def windows_api() -> Any:
 def _windowed(b: StreamsBuilder, p: dict[str, Any]) -> None:
     """The twin of Topologies.windowed: a windowed aggregation of "in" by key."""
     w = windows_api()
-    kind, agg, emit, grace = p["window"], p["agg"], p["emit"], p["grace"]
+    kind, agg, grace = p["window"], p["agg"], p["grace"]
     grouped = _stream(b).group_by_key()
     if kind == "session":
-        spec: Any = w.SessionWindows.of_inactivity_gap_and_grace(p["gap"], grace)
-    elif kind == "sliding":
-        spec = w.SlidingWindows.of_time_difference_and_grace(p["difference"], grace)
+        gap = w.SessionWindows.of_inactivity_gap_and_grace(p["gap"], grace)
+        sessions = cast("SessionWindowedStream", grouped.windowed_by(gap))
+        if p["emit"] == "close":
+            sessions = sessions.emit_strategy(w.EmitStrategy.on_window_close())
+        if agg == "count":
+            table: Table = sessions.count("window-store")
+        elif agg == "reduce":
+            table = sessions.reduce(_sum, "window-store")
+        else:
+            table = sessions.aggregate(lambda: "", _append, lambda key, left, right: left + right, "window-store")
     else:
-        spec = w.TimeWindows.of_size_and_grace(p["size"], grace)
-        if kind == "hopping":
-            spec = spec.advance_by(p["advance"])
-    windowed = grouped.windowed_by(spec)
-    if emit == "close":
-        windowed = windowed.emit_strategy(w.EmitStrategy.on_window_close())
-    if agg == "count":
-        table = windowed.count("window-store")
-    elif agg == "reduce":
-        table = windowed.reduce(_sum, "window-store")
-    elif kind == "session":
-        table = windowed.aggregate(lambda: "", _append, lambda key, left, right: left + right, "window-store")
-    else:
-        table = windowed.aggregate(lambda: "", _append, "window-store")
-    if emit == "suppress":
+        if kind == "sliding":
+            spec = w.SlidingWindows.of_time_difference_and_grace(p["difference"], grace)
+        else:
+            spec = w.TimeWindows.of_size_and_grace(p["size"], grace)
+            if kind == "hopping":
+                spec = spec.advance_by(p["advance"])
+        windows = cast("TimeWindowedStream", grouped.windowed_by(spec))
+        if p["emit"] == "close":
+            windows = windows.emit_strategy(w.EmitStrategy.on_window_close())
+        if agg == "count":
+            table = windows.count("window-store")
+        elif agg == "reduce":
+            table = windows.reduce(_sum, "window-store")
+        else:
+            table = windows.aggregate(lambda: "", _append, "window-store")
+    if p["emit"] == "suppress":
         table = table.suppress(w.Suppressed.until_window_closes())
     table.to_stream().to(OUT, value_serde="json")
 
