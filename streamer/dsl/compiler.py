@@ -169,15 +169,16 @@ def _table_group_by(node: TableGroupByNode, graph: LogicalGraph) -> Factory:
 
 @processor_factory.register
 def _windowed_aggregate(node: WindowedAggregateNode, graph: LogicalGraph) -> Factory:
-    store = graph.stores[node.store]
-    args = (node.name, store.name, store.key_serde, store.value_serde, node.windows, node.retention_ms,
-            node.initializer, node.aggregator)
-    options = {"buffer_name": node.buffer, "idle_ms": node.idle_ms}
-    if isinstance(node.windows, SessionWindows):
-        return partial(SessionAggregate, *args, node.merger, **options)
-    if isinstance(node.windows, SlidingWindows):
-        return partial(SlidingAggregate, *args, **options)
-    return partial(WindowAggregate, *args, **options)
+    store, windows = graph.stores[node.store], node.windows
+    common = (node.name, store.name, store.key_serde, store.value_serde)
+    functions = (node.retention_ms, node.initializer, node.aggregator)
+    if isinstance(windows, SessionWindows):
+        assert node.merger is not None
+        return partial(SessionAggregate, *common, windows, *functions, node.merger, buffer_name=node.buffer,
+                       idle_ms=node.idle_ms)
+    processor = SlidingAggregate if isinstance(windows, SlidingWindows) else WindowAggregate
+    return partial(processor, *common, windows, *functions, buffer_name=node.buffer,  # type: ignore[arg-type]
+                   idle_ms=node.idle_ms)
 
 
 @processor_factory.register

@@ -16,6 +16,7 @@ from streamer.dsl.functions import sync_function
 from streamer.dsl.nodes import LogicalNode, StoreNode, TableFilterNode, TableMapValuesNode
 from streamer.errors import TopologyError
 from streamer.serde import BYTES, JSON, Serde, SerdeLike, resolve_serde
+from streamer.topology.topology import StoreKind
 from streamer.windows.serde import SessionWindowedSerde, TimeWindowedSerde
 from streamer.windows.suppressed import Suppressed
 from streamer.windows.windows import (
@@ -130,7 +131,7 @@ class _WindowedStream:
             # As Kafka Streams' emit-on-close stores, keep windows one ms longer, so the one
             # that closes exactly as it expires is still there to emit.
             retention += 1
-        kind = "session" if sessions else "window"
+        kind: StoreKind = "session" if sessions else "window"
         store = builder.add_store(name or builder.generated_name(f"{kind}-{op}-store"), kind, grouped.key_serde,
                                   value_serde, retention_ms=retention, timestamped=not sessions)
         buffer = builder.add_store(f"{store}-emit-buffer", "buffer", BYTES, BYTES) if on_close else None

@@ -51,7 +51,7 @@ class SessionAggregate(WindowedProcessor):
         self.aggregator = aggregator
         self.merger = merger
         self.buffer_name = buffer_name
-        self.store: SessionStore | None = None
+        self.store: SessionStore
         self.finals: TimeOrderedBuffer | None = None
 
     def init(self, context: Any) -> None:
@@ -103,7 +103,7 @@ class SessionAggregate(WindowedProcessor):
                                               session_end, record.headers, record.offset))
                         else:
                             finals.delete(session_end, _final_key(key, session_start))
-                store.put(key, start, end, None if aggregate is None else dump(aggregate))
+                store.put(key, start, end, None if aggregate is None else dump(aggregate) or b"")
                 if finals is None:
                     out.append(Record(Windowed(record.key, start, end), Change(aggregate, None), end,
                                       record.headers, record.offset))

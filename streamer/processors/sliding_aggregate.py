@@ -56,7 +56,7 @@ class SlidingAggregate(WindowedProcessor):
         self.initializer = initializer
         self.aggregator = aggregator
         self.buffer_name = buffer_name
-        self.store: WindowStore | None = None
+        self.store: WindowStore
         self.finals: TimeOrderedBuffer | None = None
         self._out: list[Record] = []
 
@@ -187,7 +187,8 @@ class SlidingAggregate(WindowedProcessor):
 
     def _put(self, record: Record, key: bytes, start: int, value: Any, timestamp: int, old: Any,
              created: bool) -> None:
-        self.store.put(key, start, None if value is None else encode(timestamp, self.value_serde.serialize(value)))
+        data = None if value is None else encode(timestamp, self.value_serde.serialize(value) or b"")
+        self.store.put(key, start, data)
         if self.finals is None:
             self._out.append(Record(Windowed(record.key, start, start + self.difference), Change(value, old),
                                     timestamp, record.headers, record.offset))

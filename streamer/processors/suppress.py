@@ -38,7 +38,7 @@ class SuppressUntilClose(WindowedProcessor):
         self.buffer_name = buffer_name
         self.value_serde = value_serde
         self.duration_ms = duration_ms
-        self.buffer: TimeOrderedBuffer | None = None
+        self.buffer: TimeOrderedBuffer
 
     def init(self, context: Any) -> None:
         super().init(context)
@@ -55,7 +55,7 @@ class SuppressUntilClose(WindowedProcessor):
                 change = record.value
                 try:
                     stamp = record.timestamp.to_bytes(_TIME, "big", signed=True)
-                    data = stamp if change.new is None else stamp + _VALUE + dump(change.new)
+                    data = stamp if change.new is None else stamp + _VALUE + (dump(change.new) or b"")
                 except Exception as error:
                     self.context.record_error(self.name, record, error)
                     continue

@@ -48,7 +48,7 @@ class WindowAggregate(WindowedProcessor):
         self.initializer = initializer
         self.aggregator = aggregator
         self.buffer_name = buffer_name
-        self.store: WindowStore | None = None
+        self.store: WindowStore
         self.finals: TimeOrderedBuffer | None = None
         #: (key bytes, window start) -> entry, for windows updated in the current batch
         self._pending: dict[tuple[bytes, int], Entry] = {}
@@ -124,7 +124,7 @@ class WindowAggregate(WindowedProcessor):
     def _flush(self) -> None:
         store, dump = self.store, self.value_serde.serialize
         for (key, start), (value, timestamp) in self._pending.items():
-            store.put(key, start, None if value is None else encode(timestamp, dump(value)))
+            store.put(key, start, None if value is None else encode(timestamp, dump(value) or b""))
         self._pending.clear()
 
     def emit_closed(self, trigger: Record | None) -> list[Record]:

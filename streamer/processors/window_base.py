@@ -59,11 +59,12 @@ class WindowedProcessor(Processor):
             self.context.set_processor_metadata(self.time_key, self.observed_time)
             self._saved_time = self.observed_time
 
-    def _idle_check(self, now: int) -> list[Record]:
-        if self.observed_time == NO_TIME or now - self._last_input_wall < self.idle_ms:
+    def _idle_check(self, timestamp: int) -> list[Record]:
+        idle_ms = self.idle_ms
+        if idle_ms is None or self.observed_time == NO_TIME or timestamp - self._last_input_wall < idle_ms:
             return []
-        self.observed_time += now - self._advanced_wall
-        self._advanced_wall = now
+        self.observed_time += timestamp - self._advanced_wall
+        self._advanced_wall = timestamp
         out = self.emit_closed(None)
         self.save_time()
         return out

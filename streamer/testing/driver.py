@@ -22,14 +22,17 @@ from streamer.record import Headers
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores, open_task_stores
 from streamer.serde import Serde, SerdeLike
+from streamer.state.session_store import SessionStore
 from streamer.state.typed_store import TypedStore
+from streamer.state.window_store import WindowStore
+from streamer.state.write_cache import WriteCache
 from streamer.testing._loop import SyncRunner
 from streamer.testing.output import OutputRecord, TopicSerdes
-from streamer.testing.store_view import StoreView
+from streamer.testing.store_view import SessionStoreView, StoreView, WindowStoreView
 from streamer.testing.task import DriverTask
 from streamer.testing.topics import TopicLogs, require_bytes
 from streamer.topology.describe import describe_topology
-from streamer.topology.topology import SubTopology, Topology, internal_topic_name
+from streamer.topology.topology import StoreSpec, SubTopology, Topology, internal_topic_name
 
 #: An input row for ``pipe_many`` and ``pipe_batch``: (key, value), (key, value, timestamp)
 #: or (key, value, timestamp, headers).
@@ -241,13 +244,17 @@ class TopologyTestDriver:
                 latest[key] = value
         return latest
 
-    def store(self, name: str) -> StoreView:
-        """A read-only view of a state store, with keys and values deserialized."""
+    def store(self, name: str) -> StoreView | WindowStoreView | SessionStoreView:
+        """A read-only view of a state store, with keys and values deserialized.
+
+        Window stores (windowed aggregations) give a ``WindowStoreView`` (``fetch(key,
+        time_from, time_to)`` by window start), session stores a ``SessionStoreView``.
+        """
         self._check_open()
         for task in self._tasks:
             for spec in task.subtopology.stores:
                 if spec.name == name:
-                    return StoreView(TypedStore(task.stores[name], spec.key_serde, spec.value_serde, spec.timestamped))
+                    return _view(spec, task.stores[name])
         names = sorted(spec.name for spec in self.topology.stores())
         raise StreamerError(f"the topology has no store {name!r}; its stores are {names}")
 
@@ -291,6 +298,21 @@ class TopologyTestDriver:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
+
+
+def _view(spec: StoreSpec, cache: WriteCache) -> StoreView | WindowStoreView | SessionStoreView:
+    """The read view that fits a store's kind."""
+    if spec.kind == "window":
+        assert spec.retention_ms is not None
+        store = WindowStore(cache, spec.retention_ms, spec.retain_duplicates)
+        return WindowStoreView(store, spec.key_serde, spec.value_serde)
+    if spec.kind == "session":
+        assert spec.retention_ms is not None
+        return SessionStoreView(SessionStore(cache, spec.retention_ms), spec.key_serde, spec.value_serde)
+    if spec.kind == "buffer":
+        raise StreamerError(f"store {spec.name} is an internal buffer of results waiting for their window to close; "
+                            "read the windowed aggregation's store instead")
+    return StoreView(TypedStore(cache, spec.key_serde, spec.value_serde, spec.timestamped))
 
 
 def _serialize(serde: Serde, obj: Any, what: str, topic: str) -> bytes | None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from streamer.errors import StateStoreError
+from streamer.serde import Serde
+from streamer.state import timestamped
+from streamer.state.session_store import SessionStore
 from streamer.state.typed_store import TypedStore
+from streamer.state.window_store import WindowStore
+from streamer.windows.windowed import Windowed
 
 
 class StoreView:
@@ -42,3 +48,104 @@ class StoreView:
 
     def __repr__(self) -> str:
         return f"StoreView({self.name!r}, {self.all()!r})"
+
+
+def _key_bytes(serde: Serde, key: Any) -> bytes:
+    data = serde.serialize(key)
+    if not isinstance(data, bytes):
+        raise StateStoreError(f"the store's key serde made {type(data).__name__} of key {key!r}, not bytes")
+    return data
+
+
+class WindowStoreView:
+    """A read-only view of a window store: (key, window start) -> value, deserialized.
+
+    Windows are returned by their start; expired windows (older than the store's
+    retention) are not, as in the running application.
+    """
+
+    def __init__(self, store: WindowStore, key_serde: Serde, value_serde: Serde) -> None:
+        self._store = store
+        self._key_serde = key_serde
+        self._value_serde = value_serde
+
+    @property
+    def name(self) -> str:
+        return self._store.name
+
+    def _load(self, data: bytes) -> tuple[Any, int]:
+        timestamp, value = timestamped.decode(data)
+        return self._value_serde.deserialize(value), timestamp
+
+    def get(self, key: Any, start: int, default: Any = None) -> Any:
+        """The value of ``key``'s window starting at ``start``, or ``default``."""
+        data = self._store.get(_key_bytes(self._key_serde, key), start)
+        return default if data is None else self._load(data)[0]
+
+    def get_with_timestamp(self, key: Any, start: int) -> tuple[Any, int] | None:
+        """``(value, timestamp of the window's latest record)``, or None."""
+        data = self._store.get(_key_bytes(self._key_serde, key), start)
+        return None if data is None else self._load(data)
+
+    def fetch(self, key: Any, time_from: int, time_to: int, backward: bool = False) -> list[tuple[int, Any]]:
+        """``(start, value)`` of ``key``'s windows with ``time_from <= start <= time_to``, by start."""
+        items = self._store.fetch(_key_bytes(self._key_serde, key), time_from, time_to, backward)
+        return [(start, self._load(data)[0]) for start, data in items]
+
+    def fetch_all(self, time_from: int, time_to: int) -> list[tuple[Any, int, Any]]:
+        """``(key, start, value)`` of every window with ``time_from <= start <= time_to``, by key bytes then start."""
+        load_key = self._key_serde.deserialize
+        return [(load_key(key), start, self._load(data)[0])
+                for key, start, data in self._store.fetch_all(time_from, time_to)]
+
+    def all(self) -> list[tuple[Any, int, Any]]:
+        """``(key, start, value)`` of every live window."""
+        load_key = self._key_serde.deserialize
+        return [(load_key(key), start, self._load(data)[0]) for key, start, data in self._store.all()]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._store.all())
+
+    def __repr__(self) -> str:
+        return f"WindowStoreView({self.name!r}, {self.all()!r})"
+
+
+class SessionStoreView:
+    """A read-only view of a session store: sessions as ``Windowed(key, start, end)`` with their values."""
+
+    def __init__(self, store: SessionStore, key_serde: Serde, value_serde: Serde) -> None:
+        self._store = store
+        self._key_serde = key_serde
+        self._value_serde = value_serde
+
+    @property
+    def name(self) -> str:
+        return self._store.name
+
+    def _sessions(self, key: Any, items: Iterator[tuple[int, int, bytes]]) -> list[tuple[Windowed, Any]]:
+        load = self._value_serde.deserialize
+        return [(Windowed(key, start, end), load(data)) for start, end, data in items]
+
+    def fetch(self, key: Any) -> list[tuple[Windowed, Any]]:
+        """Every live session of ``key``, by end then start."""
+        return self._sessions(key, self._store.fetch(_key_bytes(self._key_serde, key)))
+
+    def find_sessions(self, key: Any, earliest_end: int, latest_start: int) -> list[tuple[Windowed, Any]]:
+        """Sessions of ``key`` that end at or after ``earliest_end`` and start at or before ``latest_start``."""
+        items = self._store.find_sessions(_key_bytes(self._key_serde, key), earliest_end, latest_start)
+        return self._sessions(key, items)
+
+    def fetch_session(self, key: Any, start: int, end: int, default: Any = None) -> Any:
+        data = self._store.fetch_session(_key_bytes(self._key_serde, key), start, end)
+        return default if data is None else self._value_serde.deserialize(data)
+
+    def all(self) -> list[tuple[Windowed, Any]]:
+        """Every live session, by key bytes, then end, then start."""
+        load_key, load = self._key_serde.deserialize, self._value_serde.deserialize
+        return [(Windowed(load_key(key), start, end), load(data)) for key, start, end, data in self._store.fetch_all()]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._store.fetch_all())
+
+    def __repr__(self) -> str:
+        return f"SessionStoreView({self.name!r}, {self.all()!r})"
