@@ -14,16 +14,21 @@ import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.Serializer;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.TimeWindowedKStream;
+import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.WindowStore;
 
 /**
  * The benchmark workloads as a Kafka Streams app, configured by the harness's BENCH_* variables.
@@ -31,10 +36,15 @@ import org.apache.kafka.streams.state.KeyValueStore;
  * <p>Settings differ from Kafka Streams' defaults only where the workloads must be equivalent
  * across contenders: the record cache is off (every count update is emitted, as the Python
  * contenders do), one stream thread (the Python contenders use one core for processing), and
- * the commit interval the harness gives everyone.
+ * the commit interval the harness gives everyone. For emit on window close, the check for closed
+ * windows runs on every record instead of at most once a second of wall-clock time (an internal
+ * setting): throttled, the windows that close in the input's last second would never be emitted,
+ * as no later record comes to trigger the check.
  */
 public final class BenchApp {
   private static final ObjectMapper MAPPER = new ObjectMapper();
+  /** The windowed workloads' tumbling window, as WINDOW_MS in benchmarks/contenders/spec.py. */
+  private static final Duration WINDOW = Duration.ofMillis(10_000);
 
   private BenchApp() {}
 
@@ -74,6 +84,22 @@ public final class BenchApp {
           .toStream()
           .mapValues(count -> Long.toString(count)) // a JSON number, as the other contenders write it
           .to(output, Produced.with(Serdes.String(), Serdes.String()));
+      case "windowed-update", "windowed-close" -> {
+        TimeWindowedKStream<String, JsonNode> windowed = records
+            .groupByKey(Grouped.with(Serdes.String(), json))
+            .windowedBy(TimeWindows.ofSizeWithNoGrace(WINDOW));
+        if (workload.equals("windowed-close")) {
+          windowed = windowed.emitStrategy(EmitStrategy.onWindowClose());
+        }
+        windowed
+            .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("counts")
+                .withKeySerde(Serdes.String())
+                .withValueSerde(Serdes.Long()))
+            .toStream()
+            // key@start and a JSON number, as the other contenders write them
+            .map((key, count) -> KeyValue.pair(key.key() + "@" + key.window().start(), Long.toString(count)))
+            .to(output, Produced.with(Serdes.String(), Serdes.String()));
+      }
       default -> throw new IllegalArgumentException("unknown workload " + workload);
     }
     return builder.build();
@@ -92,6 +118,7 @@ public final class BenchApp {
     props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(env.getOrDefault("BENCH_JAVA_THREADS", "1")));
     props.put(StreamsConfig.STATE_DIR_CONFIG, env.getOrDefault("BENCH_STATE_DIR", "/tmp/kafka-streams-bench"));
     props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+    props.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 0L);
 
     Topology topology = topology(env.getOrDefault("BENCH_WORKLOAD", "stateless"),
         env.getOrDefault("BENCH_INPUT", "bench-input"), env.getOrDefault("BENCH_OUTPUT", "bench-output"));
