@@ -45,12 +45,13 @@ class StoreProcessor(Processor):
 
     def _write(self, entries: dict[bytes, Entry]) -> None:
         """A batch's final entries reach the store once per key; a None value deletes the key."""
-        store, dump = self.store, self.value_serde.serialize
-        for key_bytes, (value, timestamp) in entries.items():
-            if value is None:
+        store = self.store
+        values = serialize_many(self.value_serde, [value for value, _ in entries.values()])
+        for (key_bytes, (_, timestamp)), data in zip(entries.items(), values):
+            if data is None:
                 store.delete(key_bytes)
             else:
-                store.put(key_bytes, encode(timestamp, dump(value)))
+                store.put(key_bytes, encode(timestamp, data))
 
     def _encoded_keys(self, records: list[Record]) -> list[bytes | None]:
         """Serialized keys (None for a None key, or one that failed and went to the error handler).
@@ -92,9 +93,10 @@ class StreamAggregate(StoreProcessor):
         """Aggregates live as objects for the batch and reach the store once per key, at its end."""
         out: list[Record] = []
         emit = out.append
-        load = self._load
+        get, load = self.store.get, self.value_serde.deserialize
         initializer, aggregator = self.initializer, self.aggregator
         current: dict[bytes, Entry] = {}  # serialized key -> (aggregate, timestamp), for keys updated in this batch
+        lookup = current.get
         try:
             for record, encoded in zip(records, self._encoded_keys(records)):
                 value = record.value
@@ -102,18 +104,22 @@ class StreamAggregate(StoreProcessor):
                     continue
                 timestamp = record.timestamp
                 try:
-                    entry = current[encoded] if encoded in current else load(encoded)
-                    if entry is None or entry[0] is None:
-                        if initializer is None:
-                            old, new = None, value  # reduce: the first value is the aggregate
-                        else:
-                            old = initializer()
-                            new = aggregator(record.key, value, old)
-                    else:
-                        old = entry[0]
+                    entry = lookup(encoded)
+                    if entry is None:
+                        stored = get(encoded)
+                        if stored is not None:
+                            previous, data = decode(stored)
+                            entry = (load(data), previous)
+                    if entry is not None and entry[0] is not None:
+                        old, previous = entry
                         new = aggregator(record.key, value, old)
-                        if entry[1] > timestamp:
-                            timestamp = entry[1]
+                        if previous > timestamp:
+                            timestamp = previous
+                    elif initializer is None:
+                        old, new = None, value  # reduce: the first value is the aggregate
+                    else:
+                        old = initializer()
+                        new = aggregator(record.key, value, old)
                 except Exception as error:
                     self.context.record_error(self.name, record, error)
                     continue
