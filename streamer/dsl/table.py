@@ -59,7 +59,8 @@ class Table:
         """A windowed table's final results only: ``suppress(Suppressed.until_window_closes())``.
 
         Each window's latest result is held back until stream time passes the window's
-        end plus the aggregation's grace (sessions: plus the gap), then forwarded once.
+        end plus the aggregation's grace (sessions: plus the gap), then forwarded once;
+        deletions are not forwarded.
         """
         from streamer.dsl.windowed import suppress
 

@@ -127,9 +127,10 @@ class _WindowedStream:
         grouped, builder, sessions = self.grouped, self.grouped.builder, isinstance(self.windows, SessionWindows)
         retention = check_retention(self.windows, retention_ms)
         on_close = self.emit.on_close
-        if on_close:
-            # As Kafka Streams' emit-on-close stores, keep windows one ms longer, so the one
-            # that closes exactly as it expires is still there to emit.
+        if on_close or sessions:
+            # Keep windows one ms longer than they can change, so the one that closes at the
+            # instant it would expire is still there to emit (as Kafka Streams' emit-on-close
+            # stores do), and a session is never hidden while a record may still join it.
             retention += 1
         kind: StoreKind = "session" if sessions else "window"
         store = builder.add_store(name or builder.generated_name(f"{kind}-{op}-store"), kind, grouped.key_serde,
@@ -227,7 +228,14 @@ def suppress(table: Table, suppressed: Suppressed) -> Table:
             "windowed_by(...).count/reduce/aggregate, or on a filter or map_values of one"
         )
     windows = source.windows
-    duration = windows.grace_ms + (windows.gap_ms if isinstance(windows, SessionWindows) else 0)
+    duration = windows.grace_ms
+    if isinstance(windows, SessionWindows):
+        duration += windows.gap_ms
+    if not isinstance(windows, TimeWindows):
+        # Sliding and session windows include their end: the aggregation takes updates while
+        # end + grace (+ gap) == stream time, so they are final one ms later. (Kafka Streams'
+        # suppress counts them final at that instant and can emit a window twice.)
+        duration += 1
     builder = table.builder
     name = suppressed.name or builder.generated_name("suppress")
     store = builder.add_store(f"{name}-store", "buffer", table.key_serde, table.value_serde)

@@ -29,7 +29,9 @@ class SuppressUntilClose(WindowedProcessor):
 
     ``key_serde`` is the table's windowed key serde: the buffer orders a window's
     entries by its bytes, as Kafka Streams orders by the serialized windowed key.
-    ``duration_ms`` is the grace period (sessions: gap plus grace).
+    ``duration_ms`` is the grace period (sessions: gap plus grace), plus 1 ms for windows
+    whose end is inclusive (sliding, sessions), so a window leaves the buffer exactly when
+    its aggregation can no longer update it.
     """
 
     def __init__(self, name: str, buffer_name: str, key_serde: Serde, value_serde: Serde, duration_ms: int, *,
