@@ -169,7 +169,6 @@ def test_a_filter_on_an_unmaterialized_table_deletes_on_every_non_matching_updat
         assert rows(driver, "out") == [("a", None, 1), ("a", None, 2), ("a", 20, 3), ("b", None, 4)]
 
 
-@pytest.mark.xfail(strict=True, reason="the compiler passes TableFilter(send_old_values=) for materialized parents")
 def test_a_filter_on_an_aggregate_drops_updates_that_never_matched() -> None:
     builder = StreamsBuilder()
     (builder.stream("in", key_serde="str", value_serde="json").group_by_key().count("counts")
@@ -179,7 +178,6 @@ def test_a_filter_on_an_aggregate_drops_updates_that_never_matched() -> None:
         assert rows(driver, "out") == [("a", 3, 3), ("a", 4, 4)]
 
 
-@pytest.mark.xfail(strict=True, reason="the compiler passes TableFilter(send_old_values=) for materialized parents")
 def test_a_filter_on_a_named_table_drops_updates_that_never_matched() -> None:
     builder = StreamsBuilder()
     (builder.table("t", key_serde="str", value_serde="json", name="t-store")

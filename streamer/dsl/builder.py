@@ -72,7 +72,7 @@ class StreamsBuilder:
         source = self.add(SourceNode, [], topics=(topic,), key_serde=key, value_serde=value,
                           timestamp_extractor=sync_function(timestamp_extractor))
         store = self.add_store(name or f"{topic}-table", "key_value", key, value, timestamped=True)
-        node = self.add(TableSourceNode, [source], store=store)
+        node = self.add(TableSourceNode, [source], store=store, named=name is not None)
         return Table(self, node, key, value, store)
 
     def add_state_store(self, name: str, *, key_serde: SerdeLike = None, value_serde: SerdeLike = None,

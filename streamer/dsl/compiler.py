@@ -28,6 +28,7 @@ from streamer.dsl.nodes import (
     SinkNode,
     SourceNode,
     SplitNode,
+    StoreNode,
     StreamAggregateNode,
     TableAggregateNode,
     TableFilterNode,
@@ -123,7 +124,8 @@ def _stateless(node: FunctionNode, graph: LogicalGraph) -> Factory:
 
 @processor_factory.register
 def _process(node: ProcessNode, graph: LogicalGraph) -> Factory:
-    serdes = {name: (graph.stores[name].key_serde, graph.stores[name].value_serde) for name in node.store_names}
+    specs = [graph.stores[name] for name in node.store_names]
+    serdes = {spec.name: (spec.key_serde, spec.value_serde, spec.timestamped) for spec in specs}
     return partial(UserProcessorNode, node.name, node.factory, serdes)
 
 
@@ -149,7 +151,29 @@ def _table_aggregate(node: TableAggregateNode, graph: LogicalGraph) -> Factory:
 
 @processor_factory.register
 def _table_filter(node: TableFilterNode, graph: LogicalGraph) -> Factory:
-    return partial(TableFilter, node.name, node.predicate, node.negate)
+    return partial(TableFilter, node.name, node.predicate, node.negate, _sends_old_values(node))
+
+
+def _sends_old_values(node: LogicalNode) -> bool:
+    """Whether a table's updates carry the value each replaced (Kafka Streams' "send old values").
+
+    Filters need it to tell a row leaving them (a delete) from one that never matched (no
+    output). Aggregates and named tables are materialized and always can; a derived table
+    asks its parent; operations that need old values (regrouping, suppression) force it.
+    """
+    if isinstance(node, TableSourceNode):
+        return node.named or _forced_to_send_old_values(node)
+    if isinstance(node, (TableFilterNode, TableMapValuesNode)):
+        return _sends_old_values(node.parents[0]) or _forced_to_send_old_values(node)
+    return isinstance(node, StoreNode)
+
+
+def _forced_to_send_old_values(node: LogicalNode) -> bool:
+    return any(
+        isinstance(child, (TableGroupByNode, SuppressNode))
+        or (isinstance(child, (TableFilterNode, TableMapValuesNode)) and _forced_to_send_old_values(child))
+        for child in node.children
+    )
 
 
 @processor_factory.register

@@ -199,7 +199,14 @@ class StoreNode(LogicalNode):
 
 @dataclass(eq=False, kw_only=True)
 class TableSourceNode(StoreNode):
-    """Materializes a changelog stream: the latest value per key."""
+    """Materializes a changelog stream: the latest value per key.
+
+    ``named``: the user named the table's store, which Kafka Streams treats as
+    materialized for queries; it decides whether filters below send deletes for rows
+    that never matched.
+    """
+
+    named: bool = False
 
     @property
     def op(self) -> str:

@@ -189,7 +189,7 @@ class Stream:
             upstream = through_repartition_topic(self.builder, self.node, base, self.key_serde, value, None)
         store_name = name or self.builder.generated_name("table-store")
         store = self.builder.add_store(store_name, "key_value", self.key_serde, value, timestamped=True)
-        node = self.builder.add(TableSourceNode, [upstream], store=store)
+        node = self.builder.add(TableSourceNode, [upstream], store=store, named=name is not None)
         return Table(self.builder, node, self.key_serde, value, store)
 
 

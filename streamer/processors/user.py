@@ -68,7 +68,9 @@ class RecordProcessor:
 class UserProcessorNode(Processor):
     """Adapts a ``RecordProcessor`` to the batch interface of the task graph."""
 
-    def __init__(self, name: str, factory: Callable[[], RecordProcessor], stores: dict[str, tuple[Serde, Serde]]) -> None:
+    def __init__(self, name: str, factory: Callable[[], RecordProcessor],
+                 stores: dict[str, tuple[Serde, Serde, bool]]) -> None:
+        """``stores``: name -> (key serde, value serde, whether values carry timestamps)."""
         super().__init__(name)
         self.factory = factory
         self.store_serdes = stores
@@ -82,8 +84,8 @@ class UserProcessorNode(Processor):
             raise TopologyError(
                 f"processor {self.name} uses store {name!r} without declaring it: pass stores=[{name!r}] to process()"
             )
-        key_serde, value_serde = self.store_serdes[name]
-        return TypedStore(self.context.get_store(name), key_serde, value_serde)
+        key_serde, value_serde, timestamped = self.store_serdes[name]
+        return TypedStore(self.context.get_store(name), key_serde, value_serde, timestamped)
 
     def punctuator(self, callback: Callable[[int], None]) -> Callable[[int], list[Record]]:
         def punctuate(timestamp: int) -> list[Record]:
