@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Callable
 
 import orjson
 import pytest
 
+from streamer.testing import TopologyTestDriver
+from tests.chaos import app
 from tests.chaos.generator import (
     InputRecord,
     generate_input,
@@ -128,39 +131,58 @@ def test_the_generated_input_has_reordered_and_late_records_and_open_windows() -
         "window alignment follows the absolute timestamps"
 
 
-def _windowed_output(finals: dict[tuple[str, int], dict[str, int]], partitions: int) -> Partitions:
+def _windowed_output(finals: dict[tuple[str, int], dict[str, int]], timestamps: dict[tuple[str, int], int],
+                     partitions: int = 6) -> Partitions:
     out: Partitions = {p: [] for p in range(partitions)}
     for window, value in finals.items():
         key = window_key(*window)
         messages = out[partition_of(key, partitions)]
-        messages.append(Message(len(messages), key.encode(), orjson.dumps(value), window[1]))
+        messages.append(Message(len(messages), key.encode(), orjson.dumps(value), timestamps.get(window, 0)))
     return out
 
 
 def test_the_verifier_wants_one_final_record_per_closed_window() -> None:
     expected = window_expectations(generate_input(4, 3_000, 20), 6, base_timestamp_ms=1_000_000)
-    assert check_windowed(expected, _windowed_output(expected.finals, 6), 6).passed("exactly_once")
+
+    def check(finals: dict[tuple[str, int], dict[str, int]], timestamps: dict[tuple[str, int], int] | None = None,
+              then: Callable[[Partitions], None] = lambda _: None) -> Check:
+        output = _windowed_output(finals, timestamps or expected.timestamps)
+        then(output)
+        return check_windowed(expected, output, 6)
+
+    assert check(expected.finals).passed("exactly_once")
     (first, first_value), (second, _), (third, third_value) = list(expected.finals.items())[:3]
-    open_window = next(iter(expected.still_open))
 
-    replayed = _windowed_output({**expected.finals}, 6)
-    replayed[0] += replayed[0][:2]  # two finals emitted again after a crash
-    check = check_windowed(expected, replayed, 6)
-    assert check.duplicates == 2 and check.passed("at_least_once") and not check.passed("exactly_once")
+    replayed = check(expected.finals, then=lambda output: output[0].extend(output[0][:2]))  # emitted again
+    assert replayed.duplicates == 2 and replayed.passed("at_least_once") and not replayed.passed("exactly_once")
 
-    inflated = check_windowed(expected, _windowed_output(
-        {**expected.finals, first: dict(first_value, count=first_value["count"] + 1)}, 6), 6)
+    inflated = check({**expected.finals, first: dict(first_value, count=first_value["count"] + 1)})
     assert inflated.inflated == 1 and inflated.passed("at_least_once") and not inflated.passed("exactly_once")
 
-    lost = {window: value for window, value in expected.finals.items() if window != second}
-    assert check_windowed(expected, _windowed_output(lost, 6), 6).gaps == 1
+    assert check({w: v for w, v in expected.finals.items() if w != second}).gaps == 1
 
-    early = check_windowed(expected, _windowed_output({**expected.finals, open_window: {"count": 1, "sum": 0}}, 6), 6)
-    phantom = check_windowed(expected, _windowed_output({**expected.finals, ("k99", 0): {"count": 1, "sum": 0}}, 6), 6)
-    wrong = check_windowed(expected, _windowed_output(
-        {**expected.finals, third: dict(third_value, sum=third_value["sum"] + 1)}, 6), 6)
-    for check in (early, phantom, wrong):
-        assert check.mismatches == 1 and not check.passed("at_least_once"), check.examples
+    early = check({**expected.finals, next(iter(expected.still_open)): {"count": 1, "sum": 0}})
+    phantom = check({**expected.finals, ("k99", 0): {"count": 1, "sum": 0}})
+    wrong = check({**expected.finals, third: dict(third_value, sum=third_value["sum"] + 1)})
+    retimed = check(expected.finals, {**expected.timestamps, third: expected.timestamps[third] - 1})
+    for failed in (early, phantom, wrong, retimed):
+        assert failed.mismatches == 1 and not failed.passed("at_least_once"), failed.examples
+
+
+def test_the_app_meets_the_windowed_expectations_in_the_test_driver() -> None:
+    # One partition in the driver: its stream time runs over the whole input, as one task's would.
+    records = generate_input(5, 3_000, 20)
+    base = 1_700_000_000_321
+    with TopologyTestDriver(app.build().build()) as driver:
+        for start in range(0, len(records), 50):  # fetched batches, so stream time advances mid-batch
+            driver.pipe_batch("chaos-input", [(r.key, r.payload, base + r.ts_offset_ms)
+                                              for r in records[start:start + 50]])
+        output = driver.read_records("chaos-windowed", key_serde="bytes", value_serde="bytes")
+    expected = window_expectations(records, 1, base)
+    read = {0: [Message(r.offset, r.key, r.value, r.timestamp) for r in output]}
+    check = check_windowed(expected, read, 1)
+    assert check.passed("exactly_once") and check.checked == len(expected.finals), check.examples
+    assert expected.late and expected.reordered, expected.summary()
 
 
 def _explain(result: ChaosResult) -> str:
@@ -181,6 +203,7 @@ async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_p
     assert any(k.everyone for k in result.kills), _explain(result)
     for name in ("echo", "agg-direct", "agg-repart"):
         assert result.report.check(name).checked == options.records, _explain(result)
+    assert result.report.check("windowed").checked > options.records // 20, _explain(result)
     assert result.report.aborted_echo_records > 0, "no kill landed inside a transaction: the run proved little"
 
 
@@ -194,3 +217,4 @@ async def test_at_least_once_loses_nothing_under_kill_minus_nine(kafka_bootstrap
     assert result.report.total("gaps") == 0
     for name in ("echo", "agg-direct", "agg-repart"):
         assert result.report.check(name).checked >= options.records, _explain(result)
+    assert result.report.check("windowed").checked > options.records // 20, _explain(result)

@@ -1,8 +1,11 @@
-"""The app the chaos test kills: an echo and two running aggregates, one behind a repartition topic.
+"""The app the chaos test kills: an echo, two running aggregates (one behind a repartition topic)
+and a windowed aggregate emitted when its window closes.
 
-    input (key: "kNN", value: {"k": key, "s": seq, "v": int})
+    input (key: "kNN", value: {"k": key, "s": seq, "v": int}, event time: the record timestamp)
       --> echo             the input bytes unchanged (same key, so same partition)
       --> agg-direct       per key {count, sum, min, max, seq}, every update
+      --> windowed         per key and 1 s tumbling window (1 s grace) {count, sum}, one final
+                           record per window on close; key "kNN@<window start>"
       --> group_by(value["k"]) --> <app>-chaos-by-key-repartition
           --> agg-repart   the same aggregate, computed after the repartition
 
@@ -11,7 +14,9 @@ update up with the k-th input of the key. The echo's sub-topology also writes th
 repartition topic, so one transaction covers echo, changelog, repartition records and
 input offsets; the aggregate after the repartition has transactions of its own.
 
-Topic names come from app settings ``input``, ``echo``, ``agg_direct`` and ``agg_repart``.
+The windowed aggregate runs in the echo's sub-topology, so its stream time is that of one
+input partition. Topic names come from app settings ``input``, ``echo``, ``agg_direct``,
+``agg_repart`` and ``windowed``.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from typing import Any
 import orjson
 
 from streamer import StreamsBuilder, app_setting
-from tests.chaos.generator import fold
+from streamer.windows import EmitStrategy, TimeWindows
+from tests.chaos.generator import WINDOW_GRACE_MS, WINDOW_SIZE_MS, fold, fold_window, window_key
 
 #: Store names: their changelogs are ``<application.id>-<store>-changelog``.
 DIRECT_STORE = "chaos-agg-direct"
 REPART_STORE = "chaos-agg-repart"
+WINDOW_STORE = "chaos-windowed"
 REPARTITION_NAME = "chaos-by-key"
 
 
@@ -35,6 +42,14 @@ def initial() -> dict[str, Any]:
 
 def add(_key: str, record: dict[str, Any], aggregate: dict[str, Any]) -> dict[str, Any]:
     return fold(aggregate, record["s"], record["v"])
+
+
+def window_initial() -> dict[str, int]:
+    return {"count": 0, "sum": 0}
+
+
+def window_add(_key: str, record: dict[str, Any], aggregate: dict[str, int]) -> dict[str, int]:
+    return fold_window(aggregate, record["v"])
 
 
 def build() -> StreamsBuilder:
@@ -48,6 +63,15 @@ def build() -> StreamsBuilder:
         .aggregate(initial, add, DIRECT_STORE)
         .to_stream(name="direct-updates")
         .to(app_setting("agg_direct", "chaos-agg-direct"), value_serde="json", name="to-agg-direct")
+    )
+    (
+        parsed.group_by_key(value_serde="json")
+        .windowed_by(TimeWindows.of_size_and_grace(WINDOW_SIZE_MS, WINDOW_GRACE_MS))
+        .emit_strategy(EmitStrategy.on_window_close())
+        .aggregate(window_initial, window_add, WINDOW_STORE)
+        .to_stream(name="window-finals")
+        .map(lambda window, value: (window_key(window.key, window.start), value), name="window-key")
+        .to(app_setting("windowed", "chaos-windowed"), key_serde="str", value_serde="json", name="to-windowed")
     )
     (
         parsed.group_by(lambda _key, record: record["k"], key_serde="str", value_serde="json",

@@ -124,6 +124,8 @@ class WindowExpectations:
 
     #: Windows stream time has closed: each must have exactly one final record with this value.
     finals: dict[tuple[str, int], dict[str, int]]
+    #: The final record's timestamp: the latest of the window's on-time inputs.
+    timestamps: dict[tuple[str, int], int]
     #: Windows with input that stream time has not closed by the end: no final record yet.
     still_open: set[tuple[str, int]]
     #: Records whose window had closed when they came (dropped, in no value).
@@ -146,6 +148,7 @@ def window_expectations(records: list[InputRecord], partitions: int, base_timest
     """
     stream_time = [-1] * partitions
     values: dict[tuple[str, int], dict[str, int]] = {}
+    latest: dict[tuple[str, int], int] = {}
     late: list[InputRecord] = []
     reordered = 0
     for record in records:
@@ -159,6 +162,7 @@ def window_expectations(records: list[InputRecord], partitions: int, base_timest
         stream_time[partition] = max(stream_time[partition], timestamp)
         window = (record.key, start)
         values[window] = fold_window(values.get(window, {"count": 0, "sum": 0}), record.value)
+        latest[window] = max(latest.get(window, timestamp), timestamp)
     finals: dict[tuple[str, int], dict[str, int]] = {}
     still_open: set[tuple[str, int]] = set()
     for window, value in values.items():
@@ -166,7 +170,7 @@ def window_expectations(records: list[InputRecord], partitions: int, base_timest
             finals[window] = value
         else:
             still_open.add(window)
-    return WindowExpectations(finals, still_open, late, reordered)
+    return WindowExpectations(finals, {window: latest[window] for window in finals}, still_open, late, reordered)
 
 
 def partition_of(key: str, partitions: int) -> int:

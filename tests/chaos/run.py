@@ -160,7 +160,7 @@ class Chaos:
         short = "eos" if guarantee == "exactly_once" else "alos"
         self.application_id = f"chaos-{short}-{uuid.uuid4().hex[:8]}"
         self.topics = ChaosTopics(*(f"{self.application_id}.{name}" for name in
-                                    ("input", "echo", "agg-direct", "agg-repart")))
+                                    ("input", "echo", "agg-direct", "agg-repart", "windowed")))
         self.dir = Path(options.log_dir or tempfile.mkdtemp(prefix="streamer-chaos-")) / self.application_id
         # Which worker dies, when and how follows from the seed: a failing run can be replayed.
         self.rng = random.Random(f"chaos-{options.seed}-{guarantee}")

@@ -11,6 +11,8 @@ Everything is read with read_committed consumers, as a downstream reader would. 
 * agg-direct,  per key, the k-th update equals the running aggregate after the k-th input
   agg-repart   (no gap, no duplicate); agg-repart went through a repartition topic
 * final        the last update per key and the stores' changelogs hold the known final answer
+* windowed     emit-on-close: one final record per closed (key, window) with the value of its
+               on-time inputs, none for a window still open or without on-time input
 
 Under exactly_once every duplicate, gap, inflated value or mismatch fails. Under
 at_least_once, records processed again after a crash are allowed: repeated outputs count as
@@ -32,6 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streamer.state import timestamped
 from tests.chaos.app import DIRECT_STORE, REPART_STORE
 from tests.chaos.generator import (
     InputRecord,
@@ -40,6 +43,7 @@ from tests.chaos.generator import (
     parse_window_key,
     partition_of,
     running_aggregates,
+    window_expectations,
     window_key,
 )
 
@@ -57,13 +61,15 @@ class ChaosTopics:
     echo: str
     agg_direct: str
     agg_repart: str
+    windowed: str
 
     def app_settings(self) -> dict[str, str]:
-        return {"input": self.input, "echo": self.echo, "agg_direct": self.agg_direct, "agg_repart": self.agg_repart}
+        return {"input": self.input, "echo": self.echo, "agg_direct": self.agg_direct, "agg_repart": self.agg_repart,
+                "windowed": self.windowed}
 
     @property
     def outputs(self) -> list[str]:
-        return [self.echo, self.agg_direct, self.agg_repart]
+        return [self.echo, self.agg_direct, self.agg_repart, self.windowed]
 
 
 class Message(NamedTuple):
@@ -115,6 +121,8 @@ class Report:
     #: Echo records only a read_uncommitted reader sees: written in transactions that were aborted,
     #: which shows the kills did land inside open transactions.
     aborted_echo_records: int = 0
+    #: What the input makes of the windows (closed, still open, reordered, late), for the report.
+    windows: str = ""
 
     @property
     def ok(self) -> bool:
@@ -140,6 +148,8 @@ class Report:
                          f"{check.inflated:>10}{check.mismatches:>12}  {verdict}")
         for check in self.checks:
             lines += [f"    {check.name}: {example}" for example in check.examples]
+        if self.windows:
+            lines.append(f"  windows: {self.windows}")
         if self.guarantee == "exactly_once":
             lines.append(f"  echo records in aborted transactions (invisible to read_committed): "
                          f"{self.aborted_echo_records}")
@@ -324,13 +334,14 @@ def check_windowed(expected: WindowExpectations, read: Partitions, partitions: i
     """Kafka Streams SmokeTest's invariant for emit-on-close: one final record per closed window.
 
     Every closed (key, window) must have exactly one record, with the value of its on-time
-    inputs: a missing one is a gap, a repeat a duplicate, a count above the expected one
-    inflated (an input folded twice). A record for a window that is still open (emitted
-    before its close) or that has no on-time input at all (only late records, or none) is
-    a mismatch, as is a key in the wrong partition.
+    inputs and the timestamp of the latest of them: a missing one is a gap, a repeat a
+    duplicate, a count above the expected one inflated (an input folded twice). A record
+    for a window that is still open (emitted before its close) or that has no on-time
+    input at all (only late records, or none) is a mismatch, as is a key in the wrong
+    partition or a wrong timestamp.
     """
     check = Check("windowed")
-    emitted: dict[tuple[str, int], list[Any]] = {}
+    emitted: dict[tuple[str, int], list[tuple[Any, int]]] = {}
     for partition, messages in sorted(read.items()):
         for message in messages:
             text = (message.key or b"").decode()
@@ -340,7 +351,8 @@ def check_windowed(expected: WindowExpectations, read: Partitions, partitions: i
                 continue
             if partition_of(text, partitions) != partition:
                 check.note("mismatches", f"windowed record {text} in p{partition}, not its partition")
-            emitted.setdefault(window, []).append(None if message.value is None else orjson.loads(message.value))
+            value = None if message.value is None else orjson.loads(message.value)
+            emitted.setdefault(window, []).append((value, message.timestamp))
     for window, want in sorted(expected.finals.items()):
         check.checked += 1
         where = window_key(*window)
@@ -350,11 +362,14 @@ def check_windowed(expected: WindowExpectations, read: Partitions, partitions: i
             continue
         if len(got) > 1:
             check.note("duplicates", f"{where}: {len(got)} final records {got}", len(got) - 1)
-        for value in got:
+        for value, timestamp in got:
             if not isinstance(value, dict):
                 check.note("mismatches", f"{where}: final record {value!r}, expected {want}")
-            else:
-                _compare(check, where, value, want)
+                continue
+            _compare(check, where, value, want)
+            if timestamp != expected.timestamps[window]:
+                check.note("mismatches", f"{where}: timestamp {timestamp}, expected {expected.timestamps[window]} "
+                                         "(the window's latest on-time input)")
     for window in sorted(emitted.keys() - expected.finals.keys()):
         state = "still open at the end" if window in expected.still_open else "without on-time input"
         check.note("mismatches", f"{window_key(*window)}: {emitted[window]} for a window {state}",
@@ -362,12 +377,22 @@ def check_windowed(expected: WindowExpectations, read: Partitions, partitions: i
     return check
 
 
+def base_timestamp_of(records: list[InputRecord], read: Partitions, partitions: int) -> int:
+    """The run's base timestamp, from the first input record read back (for a check by hand)."""
+    for partition, expected in expected_by_partition(records, partitions).items():
+        if expected and read.get(partition):
+            return read[partition][0].timestamp - expected[0].ts_offset_ms
+    return 0
+
+
 def last_values(read: Partitions) -> dict[str, Any]:
-    """The last value per key, in partition order (a key lives in one partition)."""
+    """The last value per key of a timestamped store's changelog, in partition order (a key lives in
+    one partition); the value bytes follow the timestamp of the record that last set them."""
     out: dict[str, Any] = {}
     for _, messages in sorted(read.items()):
         for message in messages:
-            out[(message.key or b"").decode()] = None if message.value is None else orjson.loads(message.value)
+            value = None if message.value is None else orjson.loads(timestamped.decode(message.value)[1])
+            out[(message.key or b"").decode()] = value
     return out
 
 
@@ -500,6 +525,11 @@ async def verify(bootstrap: str, application_id: str, topics: ChaosTopics, guara
     for store, topic in changelogs.items():
         finals.update({f"{store}-changelog/{key}": value for key, value in last_values(read[topic]).items()})
     report.checks.append(check_final(expected, finals))
+    if base_timestamp_ms is None:
+        base_timestamp_ms = base_timestamp_of(generated, read[topics.input], partitions)
+    windows = window_expectations(generated, partitions, base_timestamp_ms)
+    report.checks.append(check_windowed(windows, read[topics.windowed], len(read[topics.windowed])))
+    report.windows = windows.summary()
     uncommitted = await read_topics(bootstrap, [topics.echo], "read_uncommitted")
     report.aborted_echo_records = (sum(len(m) for m in uncommitted[topics.echo].values())
                                    - sum(len(m) for m in read[topics.echo].values()))
@@ -517,11 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo", required=True)
     parser.add_argument("--agg-direct", required=True)
     parser.add_argument("--agg-repart", required=True)
+    parser.add_argument("--windowed", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=20)
     args = parser.parse_args(argv)
-    topics = ChaosTopics(args.input, args.echo, args.agg_direct, args.agg_repart)
+    topics = ChaosTopics(args.input, args.echo, args.agg_direct, args.agg_repart, args.windowed)
     report = asyncio.run(verify(args.bootstrap, args.application_id, topics, args.guarantee,
                                 seed=args.seed, records=args.records, keys=args.keys))
     print(report.format())
