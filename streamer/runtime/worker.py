@@ -22,13 +22,13 @@ from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.gc_tuning import tune_for_throughput
-from streamer.runtime.queries import LocalStoreView
+from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
 from streamer.runtime.state_manager import StateManager
+from streamer.runtime.store_views import view_of
 from streamer.runtime.task import Offsets, StreamTask
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.topics import TopicManager
 from streamer.runtime.transactions import FENCING_ERRORS, abort_quietly, commit_transaction, start_task_producer
-from streamer.state.typed_store import TypedStore
 from streamer.topology.topology import Topology
 
 log = logging.getLogger("streamer.worker")
@@ -158,16 +158,17 @@ class Worker:
             await self.admin.close()
         log.info("worker of %s stopped", self.config.application_id)
 
-    def store(self, name: str) -> LocalStoreView:
-        """Read store ``name`` as it is in this worker's running tasks (see LocalStoreView)."""
+    def store(self, name: str) -> LocalStoreView | LocalWindowStoreView | LocalSessionStoreView:
+        """Read store ``name`` as it is in this worker's running tasks (see streamer.runtime.queries)."""
         specs = {spec.name: spec for spec in self.topology.stores()}
         if name not in specs:
             raise TopologyError(f"the topology has no store {name!r}; it has {sorted(specs)}")
         spec = specs[name]
         caches = [task.stores[name] for task_id, task in sorted(self.tasks.items()) if task_id in self._runners
                   and name in task.stores.caches]
-        return LocalStoreView(name, (TypedStore(cache, spec.key_serde, spec.value_serde, spec.timestamped)
-                                      for cache in caches))
+        views = [view_of(spec, cache) for cache in caches]
+        local = {"window": LocalWindowStoreView, "session": LocalSessionStoreView}.get(spec.kind, LocalStoreView)
+        return local(name, views)
 
     # -- the poll loop ---------------------------------------------------------------------
 

@@ -11,6 +11,6 @@ See docs/testing.md.
 
 from streamer.testing.driver import InputRow, TopologyTestDriver
 from streamer.testing.output import OutputRecord
-from streamer.testing.store_view import StoreView
+from streamer.runtime.store_views import SessionStoreView, StoreView, WindowStoreView
 
-__all__ = ["InputRow", "OutputRecord", "StoreView", "TopologyTestDriver"]
+__all__ = ["InputRow", "OutputRecord", "SessionStoreView", "StoreView", "TopologyTestDriver", "WindowStoreView"]

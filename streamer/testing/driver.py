@@ -19,20 +19,16 @@ from streamer.config import StreamerConfig
 from streamer.errors import SerializationError, StreamerError
 from streamer.processors.api import PunctuationType
 from streamer.record import Headers
+from streamer.runtime.store_views import SessionStoreView, StoreView, WindowStoreView, view_of
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores, open_task_stores
 from streamer.serde import Serde, SerdeLike
-from streamer.state.session_store import SessionStore
-from streamer.state.typed_store import TypedStore
-from streamer.state.window_store import WindowStore
-from streamer.state.write_cache import WriteCache
 from streamer.testing._loop import SyncRunner
 from streamer.testing.output import OutputRecord, TopicSerdes
-from streamer.testing.store_view import SessionStoreView, StoreView, WindowStoreView
 from streamer.testing.task import DriverTask
 from streamer.testing.topics import TopicLogs, require_bytes
 from streamer.topology.describe import describe_topology
-from streamer.topology.topology import StoreSpec, SubTopology, Topology, internal_topic_name
+from streamer.topology.topology import SubTopology, Topology, internal_topic_name
 
 #: An input row for ``pipe_many`` and ``pipe_batch``: (key, value), (key, value, timestamp)
 #: or (key, value, timestamp, headers).
@@ -254,7 +250,7 @@ class TopologyTestDriver:
         for task in self._tasks:
             for spec in task.subtopology.stores:
                 if spec.name == name:
-                    return _view(spec, task.stores[name])
+                    return view_of(spec, task.stores[name])
         names = sorted(spec.name for spec in self.topology.stores())
         raise StreamerError(f"the topology has no store {name!r}; its stores are {names}")
 
@@ -300,27 +296,12 @@ class TopologyTestDriver:
         self.close()
 
 
-def _view(spec: StoreSpec, cache: WriteCache) -> StoreView | WindowStoreView | SessionStoreView:
-    """The read view that fits a store's kind."""
-    if spec.kind == "window":
-        assert spec.retention_ms is not None
-        store = WindowStore(cache, spec.retention_ms, spec.retain_duplicates)
-        return WindowStoreView(store, spec.key_serde, spec.value_serde)
-    if spec.kind == "session":
-        assert spec.retention_ms is not None
-        return SessionStoreView(SessionStore(cache, spec.retention_ms), spec.key_serde, spec.value_serde)
-    if spec.kind == "buffer":
-        raise StreamerError(f"store {spec.name} is an internal buffer of results waiting for their window to close; "
-                            "read the windowed aggregation's store instead")
-    return StoreView(TypedStore(cache, spec.key_serde, spec.value_serde, spec.timestamped))
-
-
 def _serialize(serde: Serde, obj: Any, what: str, topic: str) -> bytes | None:
     """Serialize as a producer would; a serde that yields no bytes is the test's mistake, said early."""
     try:
         data = serde.serialize(obj)
     except Exception as error:
         raise SerializationError(f"cannot serialize {what} {obj!r} for topic {topic!r}: {error!r}") from error
-    require_bytes(topic, what, data, f"the source's {what} serde did not make bytes (the default serde passes values as they are); "
-                  f"pipe bytes, or give the source a {what}_serde")
+    require_bytes(topic, what, data, f"the source's {what} serde did not make bytes (the default serde passes "
+                  f"values as they are); pipe bytes, or give the source a {what}_serde")
     return data

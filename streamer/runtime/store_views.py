@@ -1,4 +1,7 @@
-"""A read-only look into a task's store, so tests assert on values, not bytes."""
+"""Read-only looks into one task's store, by store kind: values, not bytes.
+
+The test driver hands these to tests; the worker's local read API spans them over its tasks.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from streamer.state import timestamped
 from streamer.state.session_store import SessionStore
 from streamer.state.typed_store import TypedStore
 from streamer.state.window_store import WindowStore
+from streamer.state.write_cache import WriteCache
+from streamer.topology.topology import StoreSpec
 from streamer.windows.windowed import Windowed
 
 
@@ -149,3 +154,18 @@ class SessionStoreView:
 
     def __repr__(self) -> str:
         return f"SessionStoreView({self.name!r}, {self.all()!r})"
+
+
+def view_of(spec: StoreSpec, cache: WriteCache) -> StoreView | WindowStoreView | SessionStoreView:
+    """The read view that fits a store's kind."""
+    if spec.kind == "window":
+        assert spec.retention_ms is not None
+        store = WindowStore(cache, spec.retention_ms, spec.retain_duplicates)
+        return WindowStoreView(store, spec.key_serde, spec.value_serde)
+    if spec.kind == "session":
+        assert spec.retention_ms is not None
+        return SessionStoreView(SessionStore(cache, spec.retention_ms), spec.key_serde, spec.value_serde)
+    if spec.kind == "buffer":
+        raise StateStoreError(f"store {spec.name} is an internal buffer of results waiting for their window to "
+                              "close; read the windowed aggregation's store instead")
+    return StoreView(TypedStore(cache, spec.key_serde, spec.value_serde, spec.timestamped))
