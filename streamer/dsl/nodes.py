@@ -39,6 +39,11 @@ class LogicalNode:
         """Stores the operation reads or writes; they live in the same task as the node."""
         return ()
 
+    @property
+    def detail(self) -> str:
+        """A short note for ``describe()``."""
+        return ""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -87,6 +92,10 @@ class FunctionNode(LogicalNode):
     is_async: bool = False
     #: For the ``*_values`` operations: the function takes (key, value) instead of value.
     with_key: bool = False
+
+    @property
+    def detail(self) -> str:
+        return "async" if self.is_async else ""
 
 
 @dataclass(eq=False, kw_only=True)
@@ -150,6 +159,10 @@ class SplitNode(LogicalNode):
     predicates: list[Function]
     has_default: bool
     is_async: bool = False
+
+    @property
+    def detail(self) -> str:
+        return f"{len(self.predicates)} branches" + (", async" if self.is_async else "")
 
     @property
     def op(self) -> str:

@@ -60,6 +60,11 @@ class WindowedAggregateNode(StoreNode):
     def stores(self) -> tuple[str, ...]:
         return (self.store,) if self.buffer is None else (self.store, self.buffer)
 
+    @property
+    def detail(self) -> str:
+        return (f"{self.windows}" + (", emit on close" if self.buffer else "")
+                + (f", close when idle {self.idle_ms} ms" if self.idle_ms else ""))
+
 
 @dataclass(eq=False, kw_only=True)
 class SuppressNode(StoreNode):
