@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 from streamer.dsl.functions import function_params, is_async_callable
 from streamer.dsl.nodes import (
@@ -28,8 +28,12 @@ from streamer.serde import Serde, SerdeLike, resolve_serde
 
 if TYPE_CHECKING:
     from streamer.dsl.builder import StreamsBuilder
+    from streamer.dsl.global_table import GlobalTable
     from streamer.dsl.grouped import GroupedStream
     from streamer.dsl.table import Table
+    from streamer.windows.join_windows import JoinWindows
+
+JoinKind = Literal["inner", "left", "outer"]
 
 
 class Stream:
@@ -178,6 +182,30 @@ class Stream:
         """Group by ``selector(key, value)``; always repartitions."""
         return self.select_key(selector).group_by_key(key_serde=key_serde, value_serde=value_serde, name=name)
 
+    def join(self, other: Stream | Table | GlobalTable, joiner: Callable[[Any, Any], Any],
+             windows: JoinWindows | None = None, *, key_selector: Callable[[Any, Any], Any] | None = None,
+             value_serde: SerdeLike = None, name: str | None = None) -> Stream:
+        """Records of both sides with equal keys, combined by ``joiner(left_value, right_value)``.
+
+        ``other`` is a stream (then ``windows``, a ``JoinWindows``, bounds how far apart in time
+        two records may be), a table (each record meets the table row of its key as of its
+        time), or a global table (``key_selector(key, value)`` gives the row's key).
+        ``value_serde`` is the serde of the joined values (for the stores a join keeps).
+        See docs/joins.md.
+        """
+        return _join(self, other, joiner, windows, key_selector, value_serde, name, "inner")
+
+    def left_join(self, other: Stream | Table | GlobalTable, joiner: Callable[[Any, Any], Any],
+                  windows: JoinWindows | None = None, *, key_selector: Callable[[Any, Any], Any] | None = None,
+                  value_serde: SerdeLike = None, name: str | None = None) -> Stream:
+        """As ``join``, and every record of this stream without a match too, with ``None`` for the other side."""
+        return _join(self, other, joiner, windows, key_selector, value_serde, name, "left")
+
+    def outer_join(self, other: Stream, joiner: Callable[[Any, Any], Any], windows: JoinWindows, *,
+                   value_serde: SerdeLike = None, name: str | None = None) -> Stream:
+        """Windowed join of two streams keeping the unmatched records of both sides (``None`` for the other)."""
+        return _join(self, other, joiner, windows, None, value_serde, name, "outer")
+
     def to_table(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
         """The latest value per key of this stream, materialized in store ``name``."""
         from streamer.dsl.table import Table
@@ -252,3 +280,36 @@ def through_repartition_topic(
                 key_serde=key_serde, value_serde=value_serde, partitions=partitions)
     return builder.add(SourceNode, [], f"{base_name}-repartition-source", key_changed=False, topics=(topic,),
                        internal=True, key_serde=key_serde, value_serde=value_serde, partitions=partitions)
+
+
+def _join(stream: Stream, other: Any, joiner: Callable[[Any, Any], Any], windows: Any,
+          key_selector: Callable[[Any, Any], Any] | None, value_serde: SerdeLike, name: str | None,
+          kind: JoinKind) -> Stream:
+    """Pick the join by what ``other`` is; each kind lives in its own module of streamer.dsl."""
+    from streamer.dsl.global_table import GlobalTable
+    from streamer.dsl.table import Table
+
+    if isinstance(other, Stream):
+        if windows is None:
+            raise TopologyError("a stream-stream join needs windows: "
+                                "pass JoinWindows.of_time_difference_and_grace(...)")
+        from streamer.dsl.stream_stream_join import join_streams
+
+        return join_streams(stream, other, joiner, windows, value_serde, name, kind)
+    if windows is not None:
+        raise TopologyError("windows apply to stream-stream joins only; a table join reads the table's current row")
+    if kind == "outer":
+        raise TopologyError("outer_join joins two streams; a stream joins a table with join or left_join")
+    if isinstance(other, GlobalTable):
+        if key_selector is None:
+            raise TopologyError("a join with a global table needs key_selector=fn(key, value) giving the table key")
+        from streamer.dsl.global_table import join_global_table
+
+        return join_global_table(stream, other, joiner, key_selector, name, kind)
+    if key_selector is not None:
+        raise TopologyError("key_selector is for joins with a global table; re-key the stream with select_key first")
+    if isinstance(other, Table):
+        from streamer.dsl.stream_table_join import join_stream_table
+
+        return join_stream_table(stream, other, joiner, value_serde, name, kind)
+    raise TopologyError(f"join() takes a Stream, a Table or a GlobalTable, got {other!r}")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from streamer.dsl.functions import sync_function
 from streamer.dsl.nodes import LogicalNode, TableFilterNode, TableGroupByNode, TableMapValuesNode, ToStreamNode
+from streamer.errors import TopologyError
 from streamer.serde import Serde, SerdeLike, resolve_serde
 
 if TYPE_CHECKING:
@@ -74,3 +75,40 @@ class Table:
         node = self.builder.add(TableGroupByNode, [self.node], key_changed=True, selector=sync_function(selector))
         return GroupedTable(self.builder, node, resolve_serde(key_serde, self.key_serde),
                             resolve_serde(value_serde, self.value_serde), name)
+
+    def join(self, other: Table, joiner: Callable[[Any, Any], Any], *,
+             foreign_key_extractor: Callable[[Any], Any] | None = None, value_serde: SerdeLike = None,
+             name: str | None = None) -> Table:
+        """A table of ``joiner(value, other_value)`` for keys in both tables, kept up to date by both.
+
+        With ``foreign_key_extractor(value)``, each row joins the row of ``other`` whose key
+        the extractor gives (a foreign-key join); ``other`` may be partitioned differently.
+        See docs/joins.md.
+        """
+        return _join_tables(self, other, joiner, foreign_key_extractor, value_serde, name, "inner")
+
+    def left_join(self, other: Table, joiner: Callable[[Any, Any], Any], *,
+                  foreign_key_extractor: Callable[[Any], Any] | None = None, value_serde: SerdeLike = None,
+                  name: str | None = None) -> Table:
+        """As ``join``, and rows of this table without a match too, with ``None`` for the other side."""
+        return _join_tables(self, other, joiner, foreign_key_extractor, value_serde, name, "left")
+
+    def outer_join(self, other: Table, joiner: Callable[[Any, Any], Any], *, value_serde: SerdeLike = None,
+                   name: str | None = None) -> Table:
+        """Rows of either table, with ``None`` for the side that lacks the key."""
+        return _join_tables(self, other, joiner, None, value_serde, name, "outer")
+
+
+def _join_tables(table: Table, other: Table, joiner: Callable[[Any, Any], Any],
+                 foreign_key_extractor: Callable[[Any], Any] | None, value_serde: SerdeLike, name: str | None,
+                 kind: str) -> Table:
+    """Primary-key or foreign-key join; each lives in its own module of streamer.dsl."""
+    if not isinstance(other, Table):
+        raise TopologyError(f"a table joins another Table, got {other!r}; a stream joins a table with Stream.join")
+    if foreign_key_extractor is not None:
+        from streamer.dsl.foreign_key_join import join_on_foreign_key
+
+        return join_on_foreign_key(table, other, joiner, foreign_key_extractor, value_serde, name, kind)
+    from streamer.dsl.table_table_join import join_tables
+
+    return join_tables(table, other, joiner, value_serde, name, kind)
