@@ -62,3 +62,16 @@ def test_sessions_split_on_a_30_minute_gap_and_merge_when_bridged(driver: Topolo
         f"ann@{first}": {"user": "ann", "start": first, "end": far, "views": 4,
                          "pages": ["shop.example/a", "shop.example/b", "shop.example/c"]},
     }
+
+
+def test_idle_close_emits_the_last_minute_without_new_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apps.sessions import build
+
+    monkeypatch.setenv("STREAMER_APP_IDLE_CLOSE_MS", "30000")
+    with TopologyTestDriver(build().build(), application_id="sessions-idle") as driver:
+        driver.pipe_many(VIEWS, [view("ann", T0 + 1_000)])
+        driver.advance_wall_clock(29_000)
+        assert driver.read_output(PER_MINUTE) == []  # not idle long enough yet
+        driver.advance_wall_clock(100_000)  # idle: stream time follows the wall clock past end + grace
+        assert driver.read_output(PER_MINUTE) == [
+            (f"ann@{T0}", {"user": "ann", "start": T0, "end": T0 + MINUTE_MS, "views": 1})]
