@@ -18,6 +18,7 @@ from streamer.windows import (
     TimeWindows,
     Windowed,
 )
+from streamer.windows.join_windows import JoinWindows as JoinWindows
 
 __all__ = [
     "BYTES",
