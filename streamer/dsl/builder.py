@@ -9,9 +9,10 @@ from streamer.dsl.functions import sync_function
 from streamer.dsl.nodes import LogicalGraph, LogicalNode, SourceNode, TableSourceNode
 from streamer.errors import TopologyError
 from streamer.serde import Serde, SerdeLike, resolve_serde
-from streamer.topology.topology import StoreKind, StoreSpec
+from streamer.topology.topology import GlobalStoreSpec, StoreKind, StoreSpec
 
 if TYPE_CHECKING:
+    from streamer.dsl.global_table import GlobalTable
     from streamer.dsl.stream import Stream
     from streamer.dsl.table import Table
     from streamer.topology.topology import Topology
@@ -28,6 +29,7 @@ class StreamsBuilder:
     def __init__(self) -> None:
         self.graph = LogicalGraph()
         self._names: set[str] = set()
+        self.global_stores: list[GlobalStoreSpec] = []
 
     def stream(
         self,
@@ -75,6 +77,19 @@ class StreamsBuilder:
         node = self.add(TableSourceNode, [source], store=store, named=name is not None)
         return Table(self, node, key, value, store)
 
+    def global_table(self, topic: str, *, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
+                     name: str | None = None) -> GlobalTable:
+        """Every partition of ``topic`` in a store (``name``) on every worker, for joins on any key.
+
+        No co-partitioning and no changelog: the topic is the changelog. See docs/joins.md.
+        """
+        from streamer.dsl.global_table import GlobalTable, global_table_spec
+
+        spec = global_table_spec(topic, self._claim(name or f"{topic}-global", "store"), resolve_serde(key_serde),
+                                 resolve_serde(value_serde))
+        self.global_stores.append(spec)
+        return GlobalTable(self, spec)
+
     def add_state_store(self, name: str, *, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
                         logged: bool = True) -> str:
         """Declare a key-value store for ``Stream.process``; ``logged`` stores get a changelog topic."""
@@ -83,8 +98,11 @@ class StreamsBuilder:
     def build(self) -> Topology:
         """Compile the graph into a runnable topology."""
         from streamer.dsl.compiler import compile_graph
+        from streamer.dsl.global_table import check_global_tables
 
-        return compile_graph(self.graph)
+        topology = compile_graph(self.graph)
+        topology.global_stores = check_global_tables(self.graph, self.global_stores)
+        return topology
 
     # The methods below are for the DSL classes, not for users.
 

@@ -56,6 +56,8 @@ class TaskContext:
         try:
             return self._task.stores[name]
         except KeyError:
+            if name in self._task.global_stores:
+                return self._task.global_stores[name]
             raise TopologyError(f"task {self.task_id} has no store {name!r}") from None
 
     def resolve_topic(self, name: str, internal: bool) -> str:

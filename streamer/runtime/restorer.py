@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamer.errors import StateStoreError
-from streamer.state.write_cache import WriteCache
+from streamer.state.store import Entry
 
 log = logging.getLogger("streamer.restore")
 
@@ -25,6 +27,23 @@ log = logging.getLogger("streamer.restore")
 RESTORE_STALL_TIMEOUT_S = 120.0
 PROGRESS_EVERY_S = 5.0
 FETCH_RECORDS = 100_000
+
+
+class Restorable(Protocol):
+    """What a restore writes to: a task's store, or one partition of a global store."""
+
+    def changelog_offset(self) -> int | None: ...
+
+    def restore_batch(self, entries: Iterable[Entry], next_offset: int) -> None: ...
+
+    def wipe(self) -> None: ...
+
+
+class RestoreTarget(Protocol):
+    """A task store's write cache (restores bypass it), or a global store's partition."""
+
+    @property
+    def store(self) -> Restorable: ...
 
 
 @dataclass
@@ -38,13 +57,13 @@ class Restorer:
 
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self.consumer = consumer
-        self._targets: dict[TopicPartition, tuple[WriteCache, int]] = {}
+        self._targets: dict[TopicPartition, tuple[RestoreTarget, int]] = {}
         self._starts: dict[TopicPartition, int] = {}
         self._waiters: list[_Waiter] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._restored = 0
 
-    async def restore(self, targets: dict[TopicPartition, WriteCache]) -> None:
+    async def restore(self, targets: Mapping[TopicPartition, RestoreTarget]) -> None:
         """Bring each store up to the end of its changelog partition."""
         if not targets:
             return

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from streamer.config import StreamerConfig
 from streamer.processors.api import PunctuationType
@@ -24,6 +24,7 @@ from streamer.record import Record
 from streamer.runtime.context import TaskContext
 from streamer.runtime.error_handler import ErrorHandler
 from streamer.runtime.task_stores import TaskStores
+from streamer.state.write_cache import WriteCache
 from streamer.time.partition_group import Lag, PartitionGroup, Slice
 from streamer.time.task_time import TaskTime
 from streamer.topology.topology import SubTopology
@@ -61,6 +62,7 @@ class TaskCore:
         collector: Collector,
         stores: TaskStores,
         clock: Clock = wall_clock_ms,
+        global_stores: Mapping[str, WriteCache] | None = None,
     ) -> None:
         self.subtopology = subtopology
         self.partition = partition
@@ -69,6 +71,8 @@ class TaskCore:
         self.task_id = task_id_of(subtopology.id, partition)
         self.collector = collector
         self.stores = stores
+        #: the worker's global tables (read-only, shared by all its tasks), by store name
+        self.global_stores = dict(global_stores or {})
         self.clock = clock
         self.punctuation = PunctuationSchedule()
         self.time = TaskTime()

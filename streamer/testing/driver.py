@@ -7,6 +7,9 @@ once; whatever it writes to a repartition topic is fed to the reading sub-topolo
 before ``pipe`` returns, and then the driver commits (stores, stream time and processor
 metadata), so outputs and state are visible to the test immediately. A task reading
 several topics processes them in timestamp order, as in the runtime.
+
+Global tables are memory stores shared by all tasks, like a worker's; a record piped to
+a global table's topic updates the table at once (Kafka Streams' driver does the same).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from streamer.config import StreamerConfig
 from streamer.errors import SerializationError, StreamerError
 from streamer.processors.api import PunctuationType
 from streamer.record import Headers
+from streamer.runtime.global_store import GlobalStore
 from streamer.runtime.store_views import SessionStoreView, StoreView, WindowStoreView, view_of
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores, open_task_stores
@@ -59,11 +63,16 @@ class TopologyTestDriver:
         self._runner = SyncRunner()
         self._logs = TopicLogs(self._partition_counts(partitions or {}))
         self._tasks: list[DriverTask] = []
+        #: global table topic -> its store, shared by every task
+        self._globals: dict[str, GlobalStore] = {}
         try:
+            global_dir = Path(self.config.state_dir, self.config.application_id, "global")
+            for spec in topology.global_stores:
+                self._globals[spec.topic] = GlobalStore(spec, global_dir, "memory")
+            readers = {store.name: store.reader for store in self._globals.values()}
             for sub in topology.subtopologies:
-                self._tasks.append(
-                    DriverTask(sub, self.config, self._open_stores(sub), self._logs, lambda: self.wall_clock_ms)
-                )
+                self._tasks.append(DriverTask(sub, self.config, self._open_stores(sub), self._logs,
+                                              lambda: self.wall_clock_ms, readers))
         except BaseException:
             self.close()
             raise
@@ -110,6 +119,12 @@ class TopologyTestDriver:
         Processors see them in one ``process`` call, stream time advances per record
         within it (``context.stream_time_of``), and the driver commits once at the end.
         """
+        if topic in self._globals:
+            spec = self._globals[topic].spec.store
+            self._update_global(topic, [(_serialize(spec.key_serde, row[0], "key", topic),
+                                         _serialize(spec.value_serde, row[1], "value", topic), *row[2:])
+                                        for row in rows])
+            return
         task, index = self._input(topic)
         source = task.graph.processors[index]
         encoded = [
@@ -122,6 +137,9 @@ class TopologyTestDriver:
     def pipe_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
                  headers: Headers | None = None) -> None:
         """Process a record given as bytes, e.g. one the source's serde cannot read."""
+        if topic in self._globals:
+            self._update_global(topic, [(key, value, timestamp, headers)])
+            return
         task, _ = self._input(topic)
         self._process_input(topic, task, [(key, value, timestamp, headers)])
 
@@ -132,7 +150,7 @@ class TopologyTestDriver:
             if index is not None and topic not in self._readers:
                 self._serdes.add_source(topic, task.graph.processors[index])
                 return task, index
-        inputs = sorted({t for task in self._tasks for t in task.sources} - set(self._readers))
+        inputs = sorted(({t for task in self._tasks for t in task.sources} - set(self._readers)) | set(self._globals))
         patterns = [p for task in self._tasks for p in task.source_patterns]
         raise StreamerError(
             f"the topology does not read topic {topic!r}; its input topics are {inputs}"
@@ -148,6 +166,15 @@ class TopologyTestDriver:
             headers = rest[1] if len(rest) > 1 else None
             messages.append(self._logs.append(topic, key, value, timestamp, headers, 0))
         self._transaction(lambda: task.process_messages(messages))
+
+    def _update_global(self, topic: str, rows: list[tuple[Any, ...]]) -> None:
+        """Write the records to the topic and apply them to its global table before returning."""
+        self._check_open()
+        store = self._globals[topic]
+        for key, value, *rest in rows:
+            timestamp = rest[0] if rest and rest[0] is not None else self.wall_clock_ms
+            message = self._logs.append(topic, key, value, timestamp, rest[1] if len(rest) > 1 else None, None)
+            store.apply(message.partition, [message])
 
     # -- time -----------------------------------------------------------------------------
 
@@ -247,11 +274,14 @@ class TopologyTestDriver:
         time_from, time_to)`` by window start), session stores a ``SessionStoreView``.
         """
         self._check_open()
+        for store in self._globals.values():
+            if store.name == name:
+                return view_of(store.spec.store, store.reader)
         for task in self._tasks:
             for spec in task.subtopology.stores:
                 if spec.name == name:
                     return view_of(spec, task.stores[name])
-        names = sorted(spec.name for spec in self.topology.stores())
+        names = sorted([spec.name for spec in self.topology.stores()] + [g.name for g in self.topology.global_stores])
         raise StreamerError(f"the topology has no store {name!r}; its stores are {names}")
 
     @property
@@ -285,6 +315,8 @@ class TopologyTestDriver:
         try:
             for task in self._tasks:
                 task.close()
+            for store in self._globals.values():
+                store.close()
         finally:
             self._runner.close()
 

@@ -9,10 +9,13 @@ broker), so a task with several inputs waits only for ``max_task_idle_ms``.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from streamer.config import StreamerConfig
 from streamer.processors.api import PunctuationType
 from streamer.runtime.task_core import Clock, TaskCore
 from streamer.runtime.task_stores import TaskStores
+from streamer.state.write_cache import WriteCache
 from streamer.testing.topics import DriverCollector, Message, TopicLogs
 from streamer.topology.topology import SubTopology
 
@@ -25,8 +28,8 @@ class DriverTask(TaskCore):
     """A task core fed the driver's batches, writing to the driver's in-memory topics."""
 
     def __init__(self, subtopology: SubTopology, config: StreamerConfig, stores: TaskStores,
-                 logs: TopicLogs, clock: Clock) -> None:
-        super().__init__(subtopology, 0, config, DriverCollector(logs), stores, clock)
+                 logs: TopicLogs, clock: Clock, global_stores: Mapping[str, WriteCache] | None = None) -> None:
+        super().__init__(subtopology, 0, config, DriverCollector(logs), stores, clock, global_stores)
         self.open([])  # its stores start empty: nothing to restore, no committed time
 
     async def process_messages(self, messages: list[Message]) -> None:

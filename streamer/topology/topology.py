@@ -63,6 +63,22 @@ class StoreSpec:
         return {"cleanup.policy": "compact"}
 
 
+@dataclass(frozen=True)
+class GlobalStoreSpec:
+    """A store every worker keeps whole: all partitions of ``topic``, which is also its changelog.
+
+    ``store`` holds the topic's records as they are (key and value bytes, no timestamp,
+    no changelog of its own); tasks read it, only the worker's global updater writes it.
+    """
+
+    store: StoreSpec
+    topic: str
+
+    @property
+    def name(self) -> str:
+        return self.store.name
+
+
 @dataclass
 class NodeSpec:
     """A named processor: how to build it, where its output goes, which stores it uses."""
@@ -106,12 +122,18 @@ class SinkSpec:
 
 @dataclass(frozen=True)
 class RepartitionTopicSpec:
-    """An internal topic between sub-topologies; ``partitions`` None means "as the writer's input"."""
+    """An internal topic between sub-topologies; ``partitions`` None means "as the writer's input".
+
+    ``follows_reader``: partitioned as the reading sub-topology's other inputs instead,
+    for topics that must be co-partitioned with what their reader joins them with (a
+    foreign-key join's subscription and response topics).
+    """
 
     suffix: str
     partitions: int | None
     writer: int
     reader: int
+    follows_reader: bool = False
 
 
 @dataclass
@@ -134,6 +156,8 @@ class Topology:
 
     subtopologies: list[SubTopology]
     repartition_topics: list[RepartitionTopicSpec]
+    #: Global tables (``builder.global_table``): kept whole by every worker, outside any task.
+    global_stores: list[GlobalStoreSpec] = field(default_factory=list)
 
     def stores(self) -> list[StoreSpec]:
         return [store for sub in self.subtopologies for store in sub.stores]
