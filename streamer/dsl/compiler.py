@@ -98,7 +98,8 @@ def compile_graph(graph: LogicalGraph) -> Topology:
 def _repartition_topics(graph: LogicalGraph, sub_of: dict[str, int]) -> list[RepartitionTopicSpec]:
     readers = {topic: node for node in _sources(graph) if node.internal for topic in node.topics}
     return [
-        RepartitionTopicSpec(node.topic, node.partitions, sub_of[node.name], sub_of[readers[node.topic].name])
+        RepartitionTopicSpec(node.topic, node.partitions, sub_of[node.name], sub_of[readers[node.topic].name],
+                             follows_reader=node.partitions_follow_reader)
         for node in graph.nodes
         if isinstance(node, SinkNode) and node.internal and node.topic is not None
     ]

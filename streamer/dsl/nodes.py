@@ -78,6 +78,9 @@ class SinkNode(LogicalNode):
     key_serde: Serde
     value_serde: Serde
     partitions: int | None = None
+    #: An internal topic partitioned like the reading sub-topology's other inputs, not the writer's
+    #: (a foreign-key join's subscription and response topics).
+    partitions_follow_reader: bool = False
 
     @property
     def op(self) -> str:

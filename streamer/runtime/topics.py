@@ -16,7 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streamer.config import StreamerConfig
 from streamer.errors import MissingTopicError, TopicMismatchError
-from streamer.topology.topology import Topology, internal_topic_name
+from streamer.topology.topology import RepartitionTopicSpec, Topology, internal_topic_name
 
 log = logging.getLogger("streamer.topics")
 
@@ -77,11 +77,19 @@ class TopicManager:
         counts.update({t: partitions for t in missing})
 
     def _input_partitions(self, sub_id: int, counts: dict[str, int]) -> int:
-        """Tasks of a sub-topology = partitions of its inputs, which must all agree."""
+        """Tasks of a sub-topology = partitions of its inputs, which must all agree.
+
+        Internal topics that follow their reader (``RepartitionTopicSpec.follows_reader``)
+        are left out: they take this count, and ``_ensure_internal`` checks existing ones.
+        """
         sub = self.topology.subtopologies[sub_id]
+        following = {internal_topic_name(self.app, s.suffix) for s in self.topology.repartition_topics
+                     if s.follows_reader and s.reader == sub_id}
         sizes: dict[str, int] = {}
         for source in sub.sources:
             for topic in source.resolved_topics(self.app):
+                if topic in following:
+                    continue
                 if topic not in counts:
                     counts[topic] = self._repartition_partitions(topic, counts)
                 sizes[topic] = counts[topic]
@@ -92,19 +100,26 @@ class TopicManager:
                 "inputs that are joined or merged into one task must be co-partitioned: give them the "
                 "same partition count, or repartition one side with .repartition(partitions=N)"
             )
+        if not sizes:
+            raise MissingTopicError(f"sub-topology {sub_id} reads only internal topics that take its partition "
+                                    f"count ({', '.join(sorted(following))}); it needs an input of its own")
         return next(iter(sizes.values()))
+
+    def _internal_partitions(self, spec: RepartitionTopicSpec, counts: dict[str, int]) -> int:
+        """An internal topic's partitions: as given, else as its writer's (or its reader's) inputs."""
+        return spec.partitions or self._input_partitions(spec.reader if spec.follows_reader else spec.writer, counts)
 
     def _repartition_partitions(self, topic: str, counts: dict[str, int]) -> int:
         for spec in self.topology.repartition_topics:
             if internal_topic_name(self.app, spec.suffix) == topic:
-                return spec.partitions or self._input_partitions(spec.writer, counts)
+                return self._internal_partitions(spec, counts)
         raise MissingTopicError(f"internal topic {topic} has no writer in the topology")
 
     async def _ensure_internal(self, counts: dict[str, int]) -> None:
         wanted: dict[str, tuple[int, dict[str, str]]] = {}
         for spec in self.topology.repartition_topics:
             name = internal_topic_name(self.app, spec.suffix)
-            expected = spec.partitions or self._input_partitions(spec.writer, counts)
+            expected = self._internal_partitions(spec, counts)
             wanted[name] = (expected, {})
         for sub in self.topology.subtopologies:
             tasks = self._input_partitions(sub.id, counts)
