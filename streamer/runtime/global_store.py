@@ -38,8 +38,10 @@ from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.restorer import FETCH_RECORDS, Restorer
+from streamer.runtime.store_views import StoreView
 from streamer.state import KeyValueStore, StoreKind, WriteCache, open_store
 from streamer.state.store import Entry
+from streamer.state.typed_store import TypedStore
 from streamer.topology.topology import GlobalStoreSpec
 
 log = logging.getLogger("streamer.global")
@@ -78,6 +80,10 @@ class GlobalStore:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def view(self) -> StoreView:
+        """The table's rows as values, for the local read API and the test driver."""
+        return StoreView(TypedStore(self.reader, self.spec.store.key_serde, self.spec.store.value_serde))
 
     def _resume(self) -> int:
         """Offsets from the checkpoint if it describes this store; otherwise start empty."""

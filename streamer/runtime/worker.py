@@ -22,6 +22,7 @@ from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.gc_tuning import tune_for_throughput
+from streamer.runtime.global_store import GlobalUpdater
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
@@ -72,6 +73,8 @@ class Worker:
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.state: StateManager | None = None
+        #: keeps the global tables, restored before the worker joins its group
+        self.global_updater: GlobalUpdater | None = None
         self.started = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -98,6 +101,9 @@ class Worker:
         self.admin = AIOKafkaAdminClient(client_id=f"{config.application_id}-admin", **connection_options(self.config))
         await self._reach_broker(self.admin.start())
         self._partition_counts = await TopicManager(self.admin, self.topology, config).prepare()
+        if self.topology.global_stores:
+            self.global_updater = GlobalUpdater(self.topology.global_stores, config, self._partition_counts, self._fail)
+            await self.global_updater.start()
         for sub in self.topology.subtopologies:
             for topic in sub.source_topics(config.application_id):
                 self._sub_of_topic[topic] = sub.id
@@ -154,12 +160,19 @@ class Worker:
                     log.warning("closing %s failed: %r", type(client).__name__, error)
         if self.state is not None:
             await self.state.close()
+        if self.global_updater is not None:
+            await self.global_updater.close()
         if self.admin is not None:
             await self.admin.close()
         log.info("worker of %s stopped", self.config.application_id)
 
     def store(self, name: str) -> LocalStoreView | LocalWindowStoreView | LocalSessionStoreView:
-        """Read store ``name`` as it is in this worker's running tasks (see streamer.runtime.queries)."""
+        """Read store ``name`` as it is in this worker's running tasks (see streamer.runtime.queries).
+
+        A global table is whole on every worker: its view is this worker's copy.
+        """
+        if self.global_updater is not None and name in self.global_updater.stores:
+            return LocalStoreView(name, [self.global_updater.stores[name].view()])
         specs = {spec.name: spec for spec in self.topology.stores()}
         if name not in specs:
             raise TopologyError(f"the topology has no store {name!r}; it has {sorted(specs)}")
@@ -350,6 +363,8 @@ class Worker:
                 producer = await start_task_producer(self.config, task_id_of(sub_id, partition), connection_options(self.config))
             stores = self.state.open(subtopology, partition)
             task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores)
+            if self.global_updater is not None:
+                task.global_stores = self.global_updater.readers
             self.tasks[task.task_id] = task
             for tp in task.partitions:
                 self._task_of[tp] = task

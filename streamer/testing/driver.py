@@ -276,7 +276,7 @@ class TopologyTestDriver:
         self._check_open()
         for store in self._globals.values():
             if store.name == name:
-                return view_of(store.spec.store, store.reader)
+                return store.view()
         for task in self._tasks:
             for spec in task.subtopology.stores:
                 if spec.name == name:
