@@ -149,19 +149,21 @@ def _sends_old_values(node: LogicalNode) -> bool:
     """Whether a table's updates carry the value each replaced (Kafka Streams' "send old values").
 
     Filters need it to tell a row leaving them (a delete) from one that never matched (no
-    output). Aggregates and named tables are materialized and always can; a derived table
-    asks its parent; operations that need old values (regrouping, suppression) force it.
+    output). Aggregates and named tables are materialized and always can, as can node types
+    that say so (``sends_old_values``: table-table join results); a derived table
+    asks its parent; operations that need old values (regrouping, suppression, node types
+    with ``needs_old_values``: table-table joins) force it.
     """
     if isinstance(node, TableSourceNode):
         return node.named or _forced_to_send_old_values(node)
     if isinstance(node, (TableFilterNode, TableMapValuesNode)):
         return _sends_old_values(node.parents[0]) or _forced_to_send_old_values(node)
-    return isinstance(node, StoreNode)
+    return isinstance(node, StoreNode) or getattr(node, "sends_old_values", False)
 
 
 def _forced_to_send_old_values(node: LogicalNode) -> bool:
     return any(
-        isinstance(child, (TableGroupByNode, SuppressNode))
+        isinstance(child, (TableGroupByNode, SuppressNode)) or getattr(child, "needs_old_values", False)
         or (isinstance(child, (TableFilterNode, TableMapValuesNode)) and _forced_to_send_old_values(child))
         for child in node.children
     )

@@ -35,8 +35,13 @@ if TYPE_CHECKING:
 
 @dataclass(eq=False, kw_only=True)
 class TableJoinSideNode(LogicalNode):
-    """The updates of one input of a table-table join, joined with the other input's rows."""
+    """The updates of one input of a table-table join, joined with the other input's rows.
 
+    Its input must send old values (a filter above it then drops updates that match
+    neither before nor after, instead of sending deletes), as Kafka Streams' joins ask.
+    """
+
+    needs_old_values = True
     key_serde: Serde
     other: GetterSpec
     joiner: Callable[[Any, Any], Any]

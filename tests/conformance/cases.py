@@ -233,4 +233,76 @@ def all_cases() -> list[Case]:
     cases += _windowed("tumbling_count_null_values", TUMBLING, "count", "update", null_values=True)
     cases += _windowed("sliding_count_null_values", SLIDING, "count", "update", null_values=True)
     cases += _windowed("session_aggregate_null_values", SESSION, "aggregate", "update", null_values=True)
+    cases += table_join_cases()
+    return cases
+
+
+# --- stream-table and table-table joins (helper J2) ---------------------------------------------------
+
+def _interleaved(rng: random.Random, *sides: tuple[Input, ...]) -> tuple[Input, ...]:
+    """The records of every side, each side in its own order, the sides mixed at random."""
+    queues = [list(side) for side in sides]
+    rows: list[Input] = []
+    while any(queues):
+        queue = rng.choice([q for q in queues if q])
+        rows.append(queue.pop(0))
+    return tuple(rows)
+
+
+def _keyed_rows(rng: random.Random, topic: str, count: int, keys: int, *, null_values: float,
+                null_keys: float = 0.0) -> tuple[Input, ...]:
+    """Rows of keys r0.. with values 0..49, None now and then, timestamps out of order now and then."""
+    rows = []
+    for ts in _times(rng, count, max_step=5, late_rate=0.2, max_lateness=15):
+        key = None if rng.random() < null_keys else f"r{rng.randrange(keys)}"
+        rows.append(Input(topic, key, None if rng.random() < null_values else rng.randrange(50), ts))
+    return tuple(rows)
+
+
+def stream_table_inputs(seed: int) -> tuple[Input, ...]:
+    """Stream records (some null keys and values) and table updates and deletes (some of keys never written)."""
+    rng = random.Random(f"stream-table-{seed}")
+    stream = _keyed_rows(rng, "in", 50, 6, null_values=0.06, null_keys=0.06)
+    table = _keyed_rows(rng, "table-in", 30, 8, null_values=0.25)
+    return _interleaved(rng, stream, table)
+
+
+def table_pair_inputs(seed: int) -> tuple[Input, ...]:
+    """Updates and deletes of two tables over the same keys, interleaved, timestamps out of order now and then."""
+    rng = random.Random(f"table-pair-{seed}")
+    left = _keyed_rows(rng, "table-in", 35, 6, null_values=0.25)
+    right = _keyed_rows(rng, "table-b", 35, 6, null_values=0.25)
+    return _interleaved(rng, left, right)
+
+
+#: A row's lifetime on both sides: left only, both, the right updated, left deleted, right deleted,
+#: deletes of keys never written, and an update older than the other side's row.
+TABLE_PAIR_SCENARIO = (
+    Input("table-in", "r1", 1, 10), Input("table-b", "r1", 2, 11), Input("table-b", "r1", 3, 12),
+    Input("table-in", "r1", 4, 5), Input("table-in", "r1", None, 13), Input("table-in", "r1", 6, 14),
+    Input("table-b", "r1", None, 15), Input("table-b", "r2", 7, 16), Input("table-b", "r3", None, 17),
+    Input("table-in", "r4", None, 18), Input("table-b", "r2", None, 19), Input("table-in", "r1", None, 20),
+)
+
+#: A stream key before its row exists, after an update, after a delete and again; stream records
+#: older than the row they meet (out of order: the row is read as the task has it).
+STREAM_TABLE_SCENARIO = (
+    Input("in", "r1", 1, 10), Input("table-in", "r1", 2, 11), Input("in", "r1", 3, 12), Input("in", "r1", 4, 5),
+    Input("table-in", "r1", 5, 13), Input("in", "r1", 6, 14), Input("table-in", "r1", None, 15),
+    Input("in", "r1", 7, 16), Input("table-in", "r2", 8, 17), Input("in", None, 9, 18), Input("in", "r2", None, 19),
+    Input("in", "r2", 10, 20),
+)
+
+
+def table_join_cases() -> list[Case]:
+    """Stream-table (inner, left, derived table, re-keyed stream) and table-table joins."""
+    cases: list[Case] = []
+    for name in ("stream_table_join", "stream_table_left_join", "stream_table_join_derived",
+                 "stream_rekeyed_table_join"):
+        cases += _seeded(name, name, stream_table_inputs)
+        cases.append(Case(f"{name}[scenario]", name, STREAM_TABLE_SCENARIO))
+    for name in ("table_table_join", "table_table_left_join", "table_table_outer_join", "table_table_join_filter",
+                 "table_table_join_aggregate"):
+        cases += _seeded(name, name, table_pair_inputs)
+        cases.append(Case(f"{name}[scenario]", name, TABLE_PAIR_SCENARIO))
     return cases

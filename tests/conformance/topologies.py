@@ -148,3 +148,43 @@ def build(topology: str, params: dict[str, Any]) -> Topology:
     builder = StreamsBuilder()
     TOPOLOGIES[topology](builder, params)
     return builder.build()
+
+
+# --- stream-table and table-table joins (helper J2; Java: TableJoins.java) ---------------------------
+
+def _join_table(b: StreamsBuilder, topic: str) -> Table:
+    return b.table(topic, key_serde="str", value_serde="json", name=f"{topic}-store")
+
+
+def _pair(left: Any, right: Any) -> list[Any]:
+    """The joiner of every join case: [left, right], a missing side as None."""
+    return [left, right]
+
+
+def _first_even(k: Any, v: list[Any]) -> bool:
+    return (v[0] or 0) % 2 == 0
+
+
+_TABLE_JOINS: dict[str, Build] = {
+    "stream_table_join": lambda b, p: _to_out(_stream(b).join(_join_table(b, "table-in"), _pair)),
+    "stream_table_left_join": lambda b, p: _to_out(_stream(b).left_join(_join_table(b, "table-in"), _pair)),
+    "stream_table_join_derived": lambda b, p: _to_out(_stream(b).left_join(
+        _join_table(b, "table-in").filter(lambda k, v: v % 2 == 0).map_values(lambda v: v * 10), _pair)),
+    "stream_rekeyed_table_join": lambda b, p: _to_out(
+        _stream(b).select_key(lambda k, v: "rnull" if v is None else f"r{v % 8}")
+        .join(_join_table(b, "table-in"), _pair)),
+    "table_table_join": lambda b, p: _to_out(
+        _join_table(b, "table-in").join(_join_table(b, "table-b"), _pair).to_stream()),
+    "table_table_left_join": lambda b, p: _to_out(
+        _join_table(b, "table-in").left_join(_join_table(b, "table-b"), _pair).to_stream()),
+    "table_table_outer_join": lambda b, p: _to_out(
+        _join_table(b, "table-in").outer_join(_join_table(b, "table-b"), _pair).to_stream()),
+    "table_table_join_filter": lambda b, p: _to_out(
+        _join_table(b, "table-in").outer_join(_join_table(b, "table-b"), _pair).filter(_first_even).to_stream()),
+    "table_table_join_aggregate": lambda b, p: _to_out(
+        _join_table(b, "table-in")
+        .left_join(_join_table(b, "table-b"), lambda a, c: a * 100 + (99 if c is None else c))
+        .group_by(lambda k, v: (f"g{v % 3}", v), key_serde="str")
+        .reduce(lambda agg, v: agg + v, lambda agg, v: agg - v, value_serde="json").to_stream()),
+}
+TOPOLOGIES.update(_TABLE_JOINS)

@@ -88,6 +88,10 @@ final class Topologies {
           .groupBy((k, v) -> KeyValue.pair(v.get("group").asText(), v.get("amount")), Grouped.with(STRING, TREE))
           .reduce((agg, v) -> num(agg.asLong() + v.asLong()), (agg, v) -> num(agg.asLong() - v.asLong()), kv(TREE)));
       case "windowed" -> windowed(b, params);
+      // stream-table and table-table joins (helper J2): TableJoins.java
+      case "stream_table_join", "stream_table_left_join", "stream_table_join_derived", "stream_rekeyed_table_join",
+          "table_table_join", "table_table_left_join", "table_table_outer_join", "table_table_join_filter",
+          "table_table_join_aggregate" -> TableJoins.build(b, name);
       default -> throw new IllegalArgumentException("unknown topology " + name);
     }
     return b.build();
