@@ -234,6 +234,7 @@ def all_cases() -> list[Case]:
     cases += _windowed("sliding_count_null_values", SLIDING, "count", "update", null_values=True)
     cases += _windowed("session_aggregate_null_values", SESSION, "aggregate", "update", null_values=True)
     cases += table_join_cases()
+    cases += stream_stream_join_cases()
     return cases
 
 
@@ -305,4 +306,74 @@ def table_join_cases() -> list[Case]:
                  "table_table_join_aggregate"):
         cases += _seeded(name, name, table_pair_inputs)
         cases.append(Case(f"{name}[scenario]", name, TABLE_PAIR_SCENARIO))
+    return cases
+
+
+# --- windowed stream-stream joins (helper J1) ---------------------------------------------------------
+
+#: Join windows of the generated cases (ms); "before"/"after" override the time difference.
+STREAM_JOIN = {"difference": 10, "grace": 5}
+
+
+def stream_join_inputs(seed: int, params: dict[str, Any], count: int = 60) -> tuple[Input, ...]:
+    """Records of "in-a" and "in-b" (a self-join: "in") under three keys, some null keys and values,
+    in and out of order, some later than the grace period, then "tick" records on the left input
+    that move stream time past every window, so left and outer joins emit all unmatched records."""
+    before, after = params.get("before", params["difference"]), params.get("after", params["difference"])
+    extent = before + after + params["grace"]
+    rng = random.Random(f"stream-join-{seed}-{sorted(params.items())}")
+    topics = ("in",) if params.get("self") else ("in-a", "in-b")
+    rows = []
+    for ts in _times(rng, count, max_step=4, late_rate=0.2, max_lateness=2 * extent):
+        key = None if rng.random() < 0.05 else rng.choice("abc")
+        value = None if rng.random() < 0.05 else rng.randrange(50)
+        rows.append(Input(rng.choice(topics), key, value, ts))
+    now, end = max(row.timestamp for row in rows), max(row.timestamp for row in rows) + 2 * extent + 1
+    while now < end:
+        now += 4
+        rows.append(Input(topics[0], "tick", 0, now))
+    return tuple(rows)
+
+
+def _a(key: str | None, value: Any, ts: int) -> Input:
+    return Input("in-a", key, value, ts)
+
+
+def _b(key: str | None, value: Any, ts: int) -> Input:
+    return Input("in-b", key, value, ts)
+
+
+#: Hand-written: a match within the window, a left record matched only after it would have
+#: closed without grace, a right record before and after the left one, duplicates at one time,
+#: a record out of order, one later than the grace (joins nothing, or comes out at once
+#: unmatched), null keys on both sides, a null value, then time moving far ahead.
+STREAM_JOIN_SCENARIO = (
+    _a("k1", 1, 100), _b("k1", 2, 105), _a("k2", 3, 110), _b("k2", 4, 122), _b("k3", 5, 130),
+    _a("k3", 6, 131), _a("k3", 7, 131), _b("k3", 8, 126), _a(None, 9, 132), _b(None, 10, 133),
+    _a("k4", None, 134), _a("k5", 11, 140), _b("k1", 12, 99), _a("k6", 13, 160), _b("k6", 14, 150),
+    _a("k7", 15, 170), _b("k7", 16, 185), _b("k8", 17, 200), _a("k8", 18, 120), _b("k2", 19, 108),
+    _a("tick", 0, 400),
+)
+
+
+def stream_stream_join_cases() -> list[Case]:
+    """Inner, left and outer joins; no grace; asymmetric and offset windows; self-joins; a re-keyed input."""
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("inner", {"kind": "inner"}), ("left", {"kind": "left"}), ("outer", {"kind": "outer"}),
+        ("inner_no_grace", {"kind": "inner", "grace": 0}), ("left_no_grace", {"kind": "left", "grace": 0}),
+        ("left_before_after", {"kind": "left", "before": 3, "after": 12, "grace": 4}),
+        ("outer_before_after", {"kind": "outer", "before": 12, "after": 0}),
+        ("outer_offset", {"kind": "outer", "before": -2, "after": 8, "grace": 3}),
+        ("self_inner", {"kind": "inner", "self": True}), ("self_left", {"kind": "left", "self": True}),
+        ("self_outer", {"kind": "outer", "self": True}),
+        ("rekeyed_inner", {"kind": "inner", "rekey": True}), ("rekeyed_left", {"kind": "left", "rekey": True}),
+    ]
+    cases: list[Case] = []
+    for label, variant in variants:
+        params = {**STREAM_JOIN, **variant}
+        cases += [Case(f"stream_stream_join_{label}[seed={seed}]", "stream_stream_join",
+                       stream_join_inputs(seed, params), params=params) for seed in SEEDS]
+    for kind in ("inner", "left", "outer"):
+        cases.append(Case(f"stream_stream_join_{kind}[scenario]", "stream_stream_join", STREAM_JOIN_SCENARIO,
+                          params={**STREAM_JOIN, "kind": kind}))
     return cases

@@ -188,3 +188,30 @@ _TABLE_JOINS: dict[str, Build] = {
         .reduce(lambda agg, v: agg + v, lambda agg, v: agg - v, value_serde="json").to_stream()),
 }
 TOPOLOGIES.update(_TABLE_JOINS)
+
+
+# --- windowed stream-stream joins (helper J1; Java: StreamStreamJoins.java) --------------------------
+
+def _stream_pair(left: Any, right: Any) -> list[Any]:
+    """The joiner of the stream-stream cases: [left, right], a missing side as None."""
+    return [left, right]
+
+
+def _stream_stream_join(b: StreamsBuilder, p: dict[str, Any]) -> None:
+    """The twin of StreamStreamJoins.build: "in-a" joined with "in-b" (a self-join: "in" with itself)."""
+    from streamer import JoinWindows
+
+    windows = JoinWindows.of_time_difference_and_grace(p["difference"], p["grace"])
+    if "before" in p:
+        windows = windows.before(p["before"])
+    if "after" in p:
+        windows = windows.after(p["after"])
+    left = _stream(b, "in" if p.get("self") else "in-a")
+    right = left if p.get("self") else _stream(b, "in-b")
+    if p.get("rekey"):
+        left = left.select_key(lambda k, v: k)
+    join = {"inner": left.join, "left": left.left_join, "outer": left.outer_join}[p["kind"]]
+    _to_out(join(right, _stream_pair, windows))
+
+
+TOPOLOGIES["stream_stream_join"] = _stream_stream_join

@@ -68,6 +68,8 @@ public final class Oracle {
     // Emit-on-close checks for closed windows at most once per this many wall-clock ms (default
     // 1000); the test driver's clock stands still, so 0 lets every record close what it closes.
     props.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 0L);
+    // The same throttle for stream-stream left and outer joins emitting records whose window closed.
+    props.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX, 0L);
     return props;
   }
 

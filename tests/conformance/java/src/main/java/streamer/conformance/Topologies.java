@@ -92,6 +92,8 @@ final class Topologies {
       case "stream_table_join", "stream_table_left_join", "stream_table_join_derived", "stream_rekeyed_table_join",
           "table_table_join", "table_table_left_join", "table_table_outer_join", "table_table_join_filter",
           "table_table_join_aggregate" -> TableJoins.build(b, name);
+      // windowed stream-stream joins (helper J1): StreamStreamJoins.java
+      case "stream_stream_join" -> StreamStreamJoins.build(b, params);
       default -> throw new IllegalArgumentException("unknown topology " + name);
     }
     return b.build();
