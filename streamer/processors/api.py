@@ -11,6 +11,7 @@ import enum
 from abc import ABC, abstractmethod
 from typing import Any, Protocol, Sequence
 
+from streamer.errors import TopologyError
 from streamer.record import Record
 
 
@@ -125,10 +126,17 @@ class Processor(ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.context: ProcessorContext | None = None
+        self._context: ProcessorContext | None = None
+
+    @property
+    def context(self) -> ProcessorContext:
+        """The task's context; there is none before ``init``, when the task has not opened yet."""
+        if self._context is None:
+            raise TopologyError(f"processor {self.name} used its context before init(); do that work in init()")
+        return self._context
 
     def init(self, context: ProcessorContext) -> None:
-        self.context = context
+        self._context = context
 
     @abstractmethod
     def process(self, records: list[Record]) -> Any:
