@@ -235,6 +235,7 @@ def all_cases() -> list[Case]:
     cases += _windowed("session_aggregate_null_values", SESSION, "aggregate", "update", null_values=True)
     cases += table_join_cases()
     cases += stream_stream_join_cases()
+    cases += foreign_key_join_cases()
     return cases
 
 
@@ -376,4 +377,44 @@ def stream_stream_join_cases() -> list[Case]:
     for kind in ("inner", "left", "outer"):
         cases.append(Case(f"stream_stream_join_{kind}[scenario]", "stream_stream_join", STREAM_JOIN_SCENARIO,
                           params={**STREAM_JOIN, "kind": kind}))
+    return cases
+
+
+# --- foreign-key joins (helper J4) ---------------------------------------------------------------------
+
+def fk_rows(seed: int) -> tuple[Input, ...]:
+    """Left rows {"fk", "n"} (fk p0..p3, None now and then; deletes) and right rows p0..p4, interleaved."""
+    rng = random.Random(f"fk-{seed}")
+    left = []
+    for ts in _times(rng, 40, max_step=5, late_rate=0.2, max_lateness=15):
+        fk = None if rng.random() < 0.15 else f"p{rng.randrange(4)}"
+        value = None if rng.random() < 0.2 else {"fk": fk, "n": rng.randrange(50)}
+        left.append(Input("table-in", f"l{rng.randrange(6)}", value, ts))
+    right = _keyed_rows(rng, "table-fk", 30, 5, null_values=0.25)
+    return _interleaved(rng, tuple(left), tuple(Input(r.topic, f"p{r.key[1:]}", r.value, r.timestamp) for r in right))
+
+
+def _fk(key: str, fk: str | None, n: int, ts: int) -> Input:
+    return Input("table-in", key, {"fk": fk, "n": n}, ts)
+
+
+#: A match, a row without a match, its right row arriving, a foreign key change (the old right row
+#: then changes unseen), the right row deleted, the extractor giving None, left deletes (also of a
+#: key never written), a right delete of a key never written, a left update older than its right
+#: row, a right update older than the left row, and a row going from no foreign key to one.
+FK_SCENARIO = (
+    Input("table-fk", "p1", 10, 1), _fk("l1", "p1", 1, 2), _fk("l2", "p2", 2, 3), Input("table-fk", "p2", 20, 4),
+    _fk("l1", "p2", 3, 5), Input("table-fk", "p1", 11, 6), Input("table-fk", "p2", None, 7), _fk("l2", None, 4, 8),
+    Input("table-in", "l1", None, 9), Input("table-in", "l3", None, 10), Input("table-fk", "p3", None, 11),
+    _fk("l3", "p3", 5, 12), Input("table-fk", "p3", 30, 13), _fk("l3", "p3", 6, 2), Input("table-fk", "p3", 31, 1),
+    _fk("l2", "p1", 7, 14), _fk("l4", None, 8, 15), Input("table-in", "l4", None, 16),
+)
+
+
+def foreign_key_join_cases() -> list[Case]:
+    """Foreign-key joins: inner, left, a filtered right table, and a left join's result re-aggregated."""
+    cases: list[Case] = []
+    for name in ("fk_join", "fk_left_join", "fk_join_filtered", "fk_left_join_aggregate"):
+        cases += _seeded(name, name, fk_rows)
+        cases.append(Case(f"{name}[scenario]", name, FK_SCENARIO))
     return cases

@@ -215,3 +215,34 @@ def _stream_stream_join(b: StreamsBuilder, p: dict[str, Any]) -> None:
 
 
 TOPOLOGIES["stream_stream_join"] = _stream_stream_join
+
+
+# --- foreign-key joins (helper J4; Java: ForeignKeyJoins.java) ------------------------------------------
+
+def _foreign_key(value: Any) -> Any:
+    """The extractor of ForeignKeyJoins.foreignKey: the row's "fk" text, None when it has none."""
+    fk = value.get("fk")
+    return fk if isinstance(fk, str) else None
+
+
+def _fk_tables(b: StreamsBuilder) -> tuple[Table, Table]:
+    return _join_table(b, "table-in"), _join_table(b, "table-fk")
+
+
+def _fk_join(b: StreamsBuilder, name: str) -> None:
+    left, right = _fk_tables(b)
+    if name == "fk_join":
+        result = left.join(right, _pair, foreign_key_extractor=_foreign_key)
+    elif name == "fk_left_join":
+        result = left.left_join(right, _pair, foreign_key_extractor=_foreign_key)
+    elif name == "fk_join_filtered":
+        result = left.join(right.filter(lambda k, v: v % 2 == 0), _pair, foreign_key_extractor=_foreign_key)
+    else:
+        result = (left.left_join(right, _pair, foreign_key_extractor=_foreign_key)
+                  .group_by(lambda k, v: ("none" if v[1] is None else f"r{v[1] % 2}", v[0]["n"]), key_serde="str")
+                  .reduce(lambda agg, v: agg + v, lambda agg, v: agg - v, value_serde="json"))
+    _to_out(result.to_stream())
+
+
+TOPOLOGIES.update({name: (lambda b, p, name=name: _fk_join(b, name))
+                   for name in ("fk_join", "fk_left_join", "fk_join_filtered", "fk_left_join_aggregate")})

@@ -94,6 +94,8 @@ final class Topologies {
           "table_table_join_aggregate" -> TableJoins.build(b, name);
       // windowed stream-stream joins (helper J1): StreamStreamJoins.java
       case "stream_stream_join" -> StreamStreamJoins.build(b, params);
+      // foreign-key table joins (helper J4): ForeignKeyJoins.java
+      case "fk_join", "fk_left_join", "fk_join_filtered", "fk_left_join_aggregate" -> ForeignKeyJoins.build(b, name);
       default -> throw new IllegalArgumentException("unknown topology " + name);
     }
     return b.build();
