@@ -151,8 +151,7 @@ def _sends_old_values(node: LogicalNode) -> bool:
     Filters need it to tell a row leaving them (a delete) from one that never matched (no
     output). Aggregates and named tables are materialized and always can, as can node types
     that say so (``sends_old_values``: table-table join results); a derived table
-    asks its parent; operations that need old values (regrouping, suppression, node types
-    with ``needs_old_values``: table-table joins) force it.
+    asks its parent; operations that need old values (regrouping, suppression) force it.
     """
     if isinstance(node, TableSourceNode):
         return node.named or _forced_to_send_old_values(node)
@@ -163,7 +162,7 @@ def _sends_old_values(node: LogicalNode) -> bool:
 
 def _forced_to_send_old_values(node: LogicalNode) -> bool:
     return any(
-        isinstance(child, (TableGroupByNode, SuppressNode)) or getattr(child, "needs_old_values", False)
+        isinstance(child, (TableGroupByNode, SuppressNode))
         or (isinstance(child, (TableFilterNode, TableMapValuesNode)) and _forced_to_send_old_values(child))
         for child in node.children
     )

@@ -37,11 +37,11 @@ if TYPE_CHECKING:
 class TableJoinSideNode(LogicalNode):
     """The updates of one input of a table-table join, joined with the other input's rows.
 
-    Its input must send old values (a filter above it then drops updates that match
-    neither before nor after, instead of sending deletes), as Kafka Streams' joins ask.
+    It asks nothing of its input: as in Kafka Streams, a filter above a join sends old
+    values only if its own table does, so without them a join can forward deletes of
+    rows that never matched (downstream they are deletes of absent keys).
     """
 
-    needs_old_values = True
     key_serde: Serde
     other: GetterSpec
     joiner: Callable[[Any, Any], Any]

@@ -304,7 +304,7 @@ def table_join_cases() -> list[Case]:
         cases += _seeded(name, name, stream_table_inputs)
         cases.append(Case(f"{name}[scenario]", name, STREAM_TABLE_SCENARIO))
     for name in ("table_table_join", "table_table_left_join", "table_table_outer_join", "table_table_join_filter",
-                 "table_table_join_aggregate"):
+                 "table_table_join_aggregate", "table_table_join_filtered_input"):
         cases += _seeded(name, name, table_pair_inputs)
         cases.append(Case(f"{name}[scenario]", name, TABLE_PAIR_SCENARIO))
     return cases

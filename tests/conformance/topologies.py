@@ -186,6 +186,10 @@ _TABLE_JOINS: dict[str, Build] = {
         .left_join(_join_table(b, "table-b"), lambda a, c: a * 100 + (99 if c is None else c))
         .group_by(lambda k, v: (f"g{v % 3}", v), key_serde="str")
         .reduce(lambda agg, v: agg + v, lambda agg, v: agg - v, value_serde="json").to_stream()),
+    # unnamed tables: the filter has no old values, so the join forwards deletes of rows that never matched
+    "table_table_join_filtered_input": lambda b, p: _to_out(
+        b.table("table-in", key_serde="str", value_serde="json").filter(lambda k, v: v % 2 == 0)
+        .join(b.table("table-b", key_serde="str", value_serde="json"), _pair).to_stream()),
 }
 TOPOLOGIES.update(_TABLE_JOINS)
 

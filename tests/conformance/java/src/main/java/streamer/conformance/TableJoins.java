@@ -52,6 +52,9 @@ final class TableJoins {
           .groupBy((k, v) -> KeyValue.pair("g" + v.asLong() % 3, v), Grouped.with(STRING, TREE))
           .reduce((agg, v) -> num(agg.asLong() + v.asLong()), (agg, v) -> num(agg.asLong() - v.asLong()),
               Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>with(STRING, TREE)));
+      case "table_table_join_filtered_input" -> toOut(b.table(Topologies.TABLE_IN, Consumed.with(STRING, TREE))
+          .filter((k, v) -> v.asLong() % 2 == 0)
+          .join(b.table(TABLE_B, Consumed.with(STRING, TREE)), TableJoins::pair));
       default -> throw new IllegalArgumentException("unknown table join topology " + name);
     }
   }
