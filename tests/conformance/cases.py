@@ -236,6 +236,7 @@ def all_cases() -> list[Case]:
     cases += table_join_cases()
     cases += stream_stream_join_cases()
     cases += foreign_key_join_cases()
+    cases += global_table_join_cases()
     return cases
 
 
@@ -417,4 +418,49 @@ def foreign_key_join_cases() -> list[Case]:
     for name in ("fk_join", "fk_left_join", "fk_join_filtered", "fk_left_join_aggregate"):
         cases += _seeded(name, name, fk_rows)
         cases.append(Case(f"{name}[scenario]", name, FK_SCENARIO))
+    return cases
+
+
+# --- stream joins with global tables (helper J3) ---------------------------------------------------------
+
+def global_join_inputs(seed: int, count: int = 60) -> tuple[Input, ...]:
+    """Table rows of "global-in" (keys ga..ge, some tombstones, also of keys never written) interleaved
+    with stream records {"g": key, "n": n} of "in" ("g" missing now and then, null keys and values)."""
+    rng = random.Random(f"global-join-{seed}")
+    rows = []
+    for n, ts in enumerate(_times(rng, count, max_step=5, late_rate=0.2, max_lateness=15)):
+        if rng.random() < 0.35:
+            value = None if rng.random() < 0.25 else rng.randrange(50)
+            rows.append(Input("global-in", f"g{rng.choice('abcde')}", value, ts))
+            continue
+        key = None if rng.random() < 0.08 else rng.choice("abcdf")
+        roll = rng.random()
+        value = None if roll < 0.06 else {"n": n} if roll < 0.15 else {"g": f"g{rng.choice('abcdef')}", "n": n}
+        rows.append(Input("in", key, value, ts))
+    return tuple(rows)
+
+
+#: Hand-written: a record before its row exists, the row arriving, an update, a delete, a record
+#: selecting no key, a null value, a null stream key (joined by its selected key), a row older than
+#: the record that reads it, and a delete of a key never written.
+GLOBAL_JOIN_SCENARIO = (
+    Input("in", "a", {"g": "ga", "n": 1}, 10), Input("global-in", "ga", 5, 11),
+    Input("in", "a", {"g": "ga", "n": 2}, 12), Input("global-in", "ga", 6, 13),
+    Input("in", "b", {"g": "ga", "n": 3}, 14), Input("global-in", "ga", None, 15),
+    Input("in", "c", {"g": "ga", "n": 4}, 16), Input("in", "d", {"n": 5}, 17), Input("in", "d", None, 18),
+    Input("global-in", "gb", 7, 30), Input("in", None, {"g": "gb", "n": 6}, 19),
+    Input("global-in", "gz", None, 20), Input("in", "b", {"g": "gb", "n": 7}, 21),
+)
+
+
+def global_table_join_cases() -> list[Case]:
+    """Inner and left joins with a global table, the table key from the value or from the stream's key."""
+    cases: list[Case] = []
+    for kind in ("inner", "left"):
+        for selector in ("value", "key"):
+            params = {"kind": kind, "selector": selector}
+            cases += [Case(f"global_table_{kind}_join_by_{selector}[seed={seed}]", "global_table_join",
+                           global_join_inputs(seed), params=params) for seed in SEEDS]
+            cases.append(Case(f"global_table_{kind}_join_by_{selector}[scenario]", "global_table_join",
+                              GLOBAL_JOIN_SCENARIO, params=params))
     return cases

@@ -250,3 +250,27 @@ def _fk_join(b: StreamsBuilder, name: str) -> None:
 
 TOPOLOGIES.update({name: (lambda b, p, name=name: _fk_join(b, name))
                    for name in ("fk_join", "fk_left_join", "fk_join_filtered", "fk_left_join_aggregate")})
+
+
+# --- stream joins with global tables (helper J3; Java: GlobalTableJoins.java) ----------------------------
+
+def _global_joined(value: Any, row: Any) -> dict[str, Any]:
+    """The joiner of GlobalTableJoins.joined: the record's "n" and the row it met (None if none)."""
+    return {"n": value["n"], "row": row}
+
+
+_GLOBAL_SELECTORS: dict[str, Callable[[Any, Any], Any]] = {
+    "value": lambda k, v: v.get("g") if isinstance(v.get("g"), str) else None,
+    "key": lambda k, v: None if k is None else f"g{k}",
+}
+
+
+def _global_table_join(b: StreamsBuilder, p: dict[str, Any]) -> None:
+    """The twin of GlobalTableJoins.build: "in" joined with the global table of "global-in"."""
+    table = b.global_table("global-in", key_serde="str", value_serde="json", name="global-store")
+    stream = _stream(b)
+    join = stream.join if p["kind"] == "inner" else stream.left_join
+    _to_out(join(table, _global_joined, key_selector=_GLOBAL_SELECTORS[p["selector"]]))
+
+
+TOPOLOGIES["global_table_join"] = _global_table_join

@@ -96,6 +96,8 @@ final class Topologies {
       case "stream_stream_join" -> StreamStreamJoins.build(b, params);
       // foreign-key table joins (helper J4): ForeignKeyJoins.java
       case "fk_join", "fk_left_join", "fk_join_filtered", "fk_left_join_aggregate" -> ForeignKeyJoins.build(b, name);
+      // stream joins with global tables (helper J3): GlobalTableJoins.java
+      case "global_table_join" -> GlobalTableJoins.build(b, params);
       default -> throw new IllegalArgumentException("unknown topology " + name);
     }
     return b.build();
