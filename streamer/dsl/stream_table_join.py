@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from streamer.dsl.factories import Factory, processor_factory
 from streamer.dsl.functions import sync_function
-from streamer.dsl.nodes import LogicalGraph, LogicalNode
+from streamer.dsl.nodes import LogicalGraph, LogicalNode, SinkNode
 from streamer.dsl.stream import through_repartition_topic
 from streamer.dsl.table_table_join import value_getter
 from streamer.errors import TopologyError
@@ -74,8 +74,17 @@ def join_stream_table(stream: Stream, table: Table, joiner: Callable[[Any, Any],
     function = sync_function(joiner)
     upstream: LogicalNode = stream.node
     if upstream.key_changed:
-        base = name or builder.generated_name("join")
-        upstream = through_repartition_topic(builder, upstream, base, stream.key_serde, stream.value_serde, None)
+        upstream = _repartitioned(stream, name or builder.generated_name("join"))
     node = builder.add(StreamTableJoinNode, [upstream], name, key_changed=False, key_serde=stream.key_serde,
                        table=value_getter(table), joiner=function, left=kind == "left")
     return Stream(builder, node, stream.key_serde, resolve_serde(value_serde, stream.value_serde))
+
+
+def _repartitioned(stream: Stream, base: str) -> LogicalNode:
+    """The stream through ``<base>-repartition``, with as many partitions as the table's input (Kafka Streams'
+    co-partitioning of a re-keyed join input), so the join's task reads the same partition of both."""
+    source = through_repartition_topic(stream.builder, stream.node, base, stream.key_serde, stream.value_serde, None)
+    sink = stream.node.children[-1]
+    assert isinstance(sink, SinkNode) and sink.internal
+    sink.partitions_follow_reader = True
+    return source

@@ -95,16 +95,34 @@ class TopicManager:
                     counts[topic] = self._repartition_partitions(topic, counts)
                 sizes[topic] = counts[topic]
         if len(set(sizes.values())) > 1:
-            listing = ", ".join(f"{t}={n}" for t, n in sorted(sizes.items()))
-            raise TopicMismatchError(
-                f"sub-topology {sub_id} reads topics with different partition counts ({listing}); "
-                "inputs that are joined or merged into one task must be co-partitioned: give them the "
-                "same partition count, or repartition one side with .repartition(partitions=N)"
-            )
+            raise TopicMismatchError(self._co_partitioning_problem(sub_id, sizes))
         if not sizes:
             raise MissingTopicError(f"sub-topology {sub_id} reads only internal topics that take its partition "
                                     f"count ({', '.join(sorted(following))}); it needs an input of its own")
         return next(iter(sizes.values()))
+
+    def _co_partitioning_problem(self, sub_id: int, sizes: dict[str, int]) -> str:
+        """What is wrong, and how to fix it: a task reads one partition number of each of its inputs."""
+        sub = self.topology.subtopologies[sub_id]
+        internal = {t for s in sub.sources if s.internal for t in s.resolved_topics(self.app)}
+        listing = ", ".join(f"{t} has {n} partition{'' if n == 1 else 's'}" for t, n in sorted(sizes.items()))
+        joins = [node.name for node in sub.nodes if "join" in node.op]
+        what = f"joins ({', '.join(joins)})" if joins else "merges or shares state between"
+        most = max(sizes.values())
+        fewer = sorted(t for t, n in sizes.items() if n < most and t not in internal)
+        fixes = []
+        if fewer:
+            fixes.append(f"give the inputs one partition count (kafka-topics.sh --alter --topic {fewer[0]} "
+                         f"--partitions {most}; adding partitions moves keys, so reprocess from the start)")
+        if internal:
+            fixes.append(f"or drop the fixed partition count of {', '.join(sorted(internal))} "
+                         "(repartition(partitions=...)) so it takes the other inputs' count")
+        else:
+            fixes.append("or send the stream side through stream.repartition(partitions=N) before the join "
+                         "(a table side: builder.stream(topic).repartition(partitions=N).to_table(name))")
+        return (f"sub-topology {sub_id} {what} topics with different partition counts: {listing}. "
+                "They must be co-partitioned (each key in the same partition number of every input): "
+                + "; ".join(fixes))
 
     def _internal_partitions(self, spec: RepartitionTopicSpec, counts: dict[str, int]) -> int:
         """An internal topic's partitions: as given, else as its writer's (or its reader's) inputs."""
