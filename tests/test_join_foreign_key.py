@@ -212,3 +212,17 @@ def test_wire_formats_round_trip() -> None:
     assert primary_key_of(combined_key(b"fk", b"pk")) == b"pk"
     with pytest.raises(DeserializationError, match="version 9"):
         serde.deserialize(bytes((9, 0, 0, 0, 0, 0, 0)))
+
+
+def test_a_filtered_right_table_sends_nothing_for_rows_that_stay_outside_it() -> None:
+    """The join asks its right input for old values, as Kafka Streams does: the filter then drops an
+    update that matches neither before nor after, instead of passing on a delete that would reach
+    every subscriber as a tombstone."""
+    def derive(lines: Any, products: Any) -> tuple[Any, Any]:
+        return lines, products.filter(lambda k, v: not v["name"].startswith("x"))
+
+    with _driver(derive=derive) as driver:
+        driver.pipe("products", "p1", {"name": "xapple"}, 1)
+        driver.pipe("lines", "l1", _line("p1", 1), 2)  # subscribed, no match
+        driver.pipe("products", "p1", {"name": "xapple!"}, 3)  # still outside the filter
+        assert driver.read_output("out") == []

@@ -163,6 +163,7 @@ def _sends_old_values(node: LogicalNode) -> bool:
 def _forced_to_send_old_values(node: LogicalNode) -> bool:
     return any(
         isinstance(child, (TableGroupByNode, SuppressNode))
+        or getattr(child, "needs_old_values", False)  # e.g. foreign-key joins, for both inputs
         or (isinstance(child, (TableFilterNode, TableMapValuesNode)) and _forced_to_send_old_values(child))
         for child in node.children
     )
