@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamer.processors.api import Processor, ProcessorContext
-from streamer.processors.value_getters import GetterSpec, Joiner, Row, ValueGetter, encode_keys
+from streamer.processors.value_getters import GetterSpec, Joiner, ValueGetter, encode_keys
 from streamer.record import Record
 from streamer.serde import Serde
 
@@ -37,58 +37,69 @@ class StreamTableJoin(Processor):
         self.getter = self.table.build(context)
 
     def process(self, records: list[Record]) -> list[Record]:
-        context, joiner, left = self.context, self.joiner, self.left
+        context, joiner, left, name = self.context, self.joiner, self.left, self.name
         assert context is not None
-        encoded = encode_keys(self.key_serde, records, context, self.name)
-        rows = self._rows(records, encoded)
+        encoded = encode_keys(self.key_serde, records, context, name)
+        rows, failed = self._rows(records, encoded)
+        row_of = rows.get
         out: list[Record] = []
         emit = out.append
         for record, key_bytes in zip(records, encoded):
-            key, value = record.key, record.value
-            if value is None or (key is None and not left):
-                context.record_dropped(self.name, record, "null value" if value is None else "null key")
-                continue
-            if key_bytes is not None:
-                row = rows[key_bytes]
-                if isinstance(row, Exception):
-                    context.record_error(self.name, record, row)
+            value = record.value
+            if value is None or key_bytes is None:
+                if value is None or not left:
+                    if value is None or record.key is None:
+                        context.record_dropped(name, record, "null value" if value is None else "null key")
+                    continue  # else its key failed to serialize: the error handler has it
+                if record.key is not None:
                     continue
-            elif key is None:
-                row = None
+                other = None
             else:
-                continue  # its key failed to serialize: the error handler has it
-            other = None if row is None else row[0]
-            if other is None and not left:
-                continue
+                other = row_of(key_bytes)
+                if other is None:
+                    if failed and key_bytes in failed:
+                        context.record_error(name, record, failed[key_bytes])
+                        continue
+                    if not left:
+                        continue
             try:
                 joined = joiner(value, other)
             except Exception as error:
-                context.record_error(self.name, record, error)
+                context.record_error(name, record, error)
                 continue
-            emit(Record(key, joined, record.timestamp, record.headers, record.offset))
+            emit(Record(record.key, joined, record.timestamp, record.headers, record.offset))
         return out
 
-    def _rows(self, records: list[Record], encoded: list[bytes | None]) -> dict[bytes, Row | Exception]:
-        """The row of each distinct key of the batch, by serialized key (the store's identity of a key).
+    def _rows(self, records: list[Record],
+              encoded: list[bytes | None]) -> tuple[dict[bytes, Any], dict[bytes, Exception]]:
+        """The row value of each distinct key of the batch, by serialized key (the store's identity of a key).
 
         A derived table's function may raise on some row: then the keys are read one by
-        one, and the error of a key is what its records get.
+        one, and the error of a key (second dict) is what its records get.
         """
         assert self.getter is not None
         keys: dict[bytes, Any] = {}
         for record, key_bytes in zip(records, encoded):
-            if key_bytes is not None and record.value is not None and key_bytes not in keys:
+            if key_bytes is not None and key_bytes not in keys:
                 keys[key_bytes] = record.key
         if not keys:
-            return {}
+            return {}, {}
         try:
-            return dict(zip(keys, self.getter.get_many(list(keys.values()), list(keys))))
+            found = self.getter.get_many(list(keys.values()), list(keys))
         except Exception:
-            return {key_bytes: self._row(key, key_bytes) for key_bytes, key in keys.items()}
+            return self._rows_one_by_one(keys)
+        return {key_bytes: row[0] for key_bytes, row in zip(keys, found) if row is not None}, {}
 
-    def _row(self, key: Any, key_bytes: bytes) -> Row | Exception:
+    def _rows_one_by_one(self, keys: dict[bytes, Any]) -> tuple[dict[bytes, Any], dict[bytes, Exception]]:
         assert self.getter is not None
-        try:
-            return self.getter.get(key, key_bytes)
-        except Exception as error:
-            return error
+        rows: dict[bytes, Any] = {}
+        failed: dict[bytes, Exception] = {}
+        for key_bytes, key in keys.items():
+            try:
+                row = self.getter.get(key, key_bytes)
+            except Exception as error:
+                failed[key_bytes] = error
+                continue
+            if row is not None:
+                rows[key_bytes] = row[0]
+        return rows, failed

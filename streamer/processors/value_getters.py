@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal
 
 from streamer.processors.api import ProcessorContext
 from streamer.record import Record
-from streamer.serde import Serde, serialize_many
+from streamer.serde import Serde, deserialize_many, serialize_many
 from streamer.state.timestamped import decode
 
 #: A row as a join sees it: (value, timestamp of the update that set it), or None when absent.
@@ -91,19 +91,15 @@ class StoreGetterSpec(GetterSpec):
 class _StoreGetter(ValueGetter):
     def __init__(self, store: Any, value_serde: Serde) -> None:
         self.store = store
-        self.load = value_serde.deserialize
+        self.value_serde = value_serde
 
     def get_many(self, keys: list[Any], encoded: list[bytes]) -> list[Row]:
-        get, load = self.store.get, self.load
-        rows: list[Row] = []
-        for key_bytes in encoded:
-            stored = get(key_bytes)
-            if stored is None:
-                rows.append(None)
-            else:
-                timestamp, data = decode(stored)
-                rows.append((load(data), timestamp))
-        return rows
+        """One store read per key; the values found are deserialized in one call."""
+        get = self.store.get
+        stored = [get(key_bytes) for key_bytes in encoded]
+        found = [decode(data) for data in stored if data is not None]
+        values = iter(zip(deserialize_many(self.value_serde, [data for _, data in found]), (ts for ts, _ in found)))
+        return [None if data is None else next(values) for data in stored]
 
 
 @dataclass(frozen=True)
