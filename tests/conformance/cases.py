@@ -418,7 +418,16 @@ def foreign_key_join_cases() -> list[Case]:
     for name in ("fk_join", "fk_left_join", "fk_join_filtered", "fk_left_join_aggregate"):
         cases += _seeded(name, name, fk_rows)
         cases.append(Case(f"{name}[scenario]", name, FK_SCENARIO))
+    cases.append(Case("fk_join_filtered[outside]", "fk_join_filtered", FK_FILTER_SCENARIO))
     return cases
+
+
+#: A right row that stays outside the right table's filter while a left row subscribes to it, enters
+#: it, and leaves it again.
+FK_FILTER_SCENARIO = (
+    Input("table-fk", "p1", 3, 1), _fk("l1", "p1", 1, 2), Input("table-fk", "p1", 5, 3), Input("table-fk", "p1", 4, 4),
+    Input("table-fk", "p1", 7, 5), Input("table-fk", "p1", 9, 6), Input("table-fk", "p1", None, 7),
+)
 
 
 # --- stream joins with global tables (helper J3) ---------------------------------------------------------
