@@ -301,7 +301,7 @@ def table_join_cases() -> list[Case]:
     """Stream-table (inner, left, derived table, re-keyed stream) and table-table joins."""
     cases: list[Case] = []
     for name in ("stream_table_join", "stream_table_left_join", "stream_table_join_derived",
-                 "stream_rekeyed_table_join"):
+                 "stream_rekeyed_table_join", "stream_rekeyed_table_left_join"):
         cases += _seeded(name, name, stream_table_inputs)
         cases.append(Case(f"{name}[scenario]", name, STREAM_TABLE_SCENARIO))
     for name in ("table_table_join", "table_table_left_join", "table_table_outer_join", "table_table_join_filter",

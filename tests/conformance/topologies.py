@@ -173,6 +173,9 @@ _TABLE_JOINS: dict[str, Build] = {
     "stream_rekeyed_table_join": lambda b, p: _to_out(
         _stream(b).select_key(lambda k, v: "rnull" if v is None else f"r{v % 8}")
         .join(_join_table(b, "table-in"), _pair)),
+    "stream_rekeyed_table_left_join": lambda b, p: _to_out(
+        _stream(b).select_key(lambda k, v: None if v is None or v % 5 == 0 else f"r{v % 8}")
+        .left_join(_join_table(b, "table-in"), _pair)),
     "table_table_join": lambda b, p: _to_out(
         _join_table(b, "table-in").join(_join_table(b, "table-b"), _pair).to_stream()),
     "table_table_left_join": lambda b, p: _to_out(

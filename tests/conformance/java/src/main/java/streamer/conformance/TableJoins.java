@@ -39,6 +39,9 @@ final class TableJoins {
       case "stream_rekeyed_table_join" -> toOut(stream(b)
           .selectKey((k, v) -> v == null ? "rnull" : "r" + v.asLong() % 8)
           .join(table(b, Topologies.TABLE_IN), TableJoins::pair, Joined.with(STRING, TREE, TREE)));
+      case "stream_rekeyed_table_left_join" -> toOut(stream(b)
+          .selectKey((k, v) -> v == null || v.asLong() % 5 == 0 ? null : "r" + v.asLong() % 8)
+          .leftJoin(table(b, Topologies.TABLE_IN), TableJoins::pair, Joined.with(STRING, TREE, TREE)));
       case "table_table_join" -> toOut(table(b, Topologies.TABLE_IN).join(table(b, TABLE_B), TableJoins::pair));
       case "table_table_left_join" -> toOut(
           table(b, Topologies.TABLE_IN).leftJoin(table(b, TABLE_B), TableJoins::pair));

@@ -90,6 +90,7 @@ final class Topologies {
       case "windowed" -> windowed(b, params);
       // stream-table and table-table joins (helper J2): TableJoins.java
       case "stream_table_join", "stream_table_left_join", "stream_table_join_derived", "stream_rekeyed_table_join",
+          "stream_rekeyed_table_left_join",
           "table_table_join", "table_table_left_join", "table_table_outer_join", "table_table_join_filter",
           "table_table_join_aggregate", "table_table_join_filtered_input" -> TableJoins.build(b, name);
       // windowed stream-stream joins (helper J1): StreamStreamJoins.java
