@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -25,11 +26,20 @@ _KEY_CACHE_LIMIT = 200_000
 _NO_HEADERS: list[tuple[str, bytes]] = []
 
 
+#: Per producer, one lock per partition around ``send_batch``: tasks sharing a producer
+#: (at-least-once) take turns queueing a partition's batch. aiokafka 0.14 lets several
+#: waiters for one partition's queue give up long before the request timeout (its wait
+#: loop subtracts the time since the first wait on every turn), so at most one may wait.
+_SEND_GATES: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[TopicPartitionKey, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
+
+
 class RecordCollector:
     """One task's pending output: open batch builders, in-flight sends, and their results."""
 
     def __init__(self, producer: AIOKafkaProducer, partition_counts: dict[str, int]) -> None:
         self.producer = producer
+        self._gates = _SEND_GATES.setdefault(producer, {})
         self.partition_counts = partition_counts
         self._builders: dict[str, list[BatchBuilder | None]] = {}
         self._full: list[tuple[TopicPartitionKey, BatchBuilder]] = []
@@ -122,7 +132,11 @@ class RecordCollector:
             if count:
                 if final:
                     builder.close()
-                future = await self.producer.send_batch(builder, topic, partition=partition)
+                gate = self._gates.get((topic, partition))
+                if gate is None:
+                    gate = self._gates[(topic, partition)] = asyncio.Lock()
+                async with gate:
+                    future = await self.producer.send_batch(builder, topic, partition=partition)
                 self._in_flight.append(((topic, partition), count, future))
 
     async def flush(self) -> dict[TopicPartitionKey, int]:
