@@ -17,8 +17,13 @@ import pytest
 from streamer.testing import TopologyTestDriver
 from tests.chaos import app
 from tests.chaos.generator import (
+    TABLE_LEAD_MS,
+    TICK_MS,
     InputRecord,
+    TableRow,
+    enrichment_expectations,
     generate_input,
+    generate_table,
     partition_of,
     running_aggregates,
     window_expectations,
@@ -30,6 +35,7 @@ from tests.chaos.verifier import (
     Message,
     Partitions,
     check_echo,
+    check_enriched,
     check_final,
     check_input,
     check_updates,
@@ -169,20 +175,107 @@ def test_the_verifier_wants_one_final_record_per_closed_window() -> None:
         assert failed.mismatches == 1 and not failed.passed("at_least_once"), failed.examples
 
 
-def test_the_app_meets_the_windowed_expectations_in_the_test_driver() -> None:
+def test_the_table_never_ties_with_the_input_and_rises_in_time() -> None:
+    records = generate_input(6, 5_000, 20)
+    table = generate_table(6, records, 20)
+    assert table == generate_table(6, records, 20) and table != generate_table(7, records, 20)
+    offsets = [row.ts_offset_ms for row in table]
+    assert all(a < b for a, b in itertools.pairwise(offsets))
+    assert not set(offsets) & {r.ts_offset_ms for r in records}
+    assert len({row.key for row in table}) == 20 and any(row.deleted for row in table)
+    for key in {row.key for row in table}:
+        assert [row.version for row in table if row.key == key] == list(range(1, sum(r.key == key for r in table) + 1))
+
+
+def test_an_input_meets_the_table_as_of_its_partitions_stream_time() -> None:
+    # One partition: the task applies table rows older than the highest input timestamp so far.
+    inputs = [("k00", 100), ("k00", 300), ("k00", 150), ("k01", 120), ("k00", 500)]
+    records = [InputRecord(i, key, i, 0, ts) for i, (key, ts) in enumerate(inputs)]
+    rows = [("k00", 50, False), ("k00", 200, False), ("k01", 250, False), ("k00", 400, True)]
+    table = [TableRow(i, key, i + 1, deleted, ts) for i, (key, ts, deleted) in enumerate(rows)]
+    expected = enrichment_expectations(records, table, 1)
+    # ts 150 comes after ts 300: it sees version 2 (ts 200), newer than at its own time; so
+    # does ts 120 of k01 (the row at 250). ts 500 comes after k00's tombstone at 400.
+    assert expected.versions == {("k00", 0): 1, ("k00", 1): 2, ("k00", 2): 2, ("k01", 3): 3, ("k00", 4): None}
+    assert (expected.newer_than_own_time, expected.without_row) == (2, 1)
+
+
+def _enriched_output(records: list[InputRecord], versions: dict[tuple[str, int], int | None],
+                     base: int = 1_000, partitions: int = 6) -> Partitions:
+    out: Partitions = {p: [] for p in range(partitions)}
+    for record in records:
+        messages = out[partition_of(record.key, partitions)]
+        value = orjson.dumps({"k": record.key, "s": record.seq, "version": versions[(record.key, record.seq)]})
+        messages.append(Message(len(messages), record.key_bytes, value, base + record.ts_offset_ms))
+    return out
+
+
+def test_the_verifier_wants_each_input_enriched_once_with_its_version() -> None:
+    records = generate_input(8, 2_000, 20)
+    expected = enrichment_expectations(records, generate_table(8, records, 20), 6)
+
+    def check(versions: dict[tuple[str, int], int | None] = expected.versions,
+              then: Callable[[Partitions], None] = lambda _: None) -> Check:
+        output = _enriched_output(records, versions)
+        then(output)
+        return check_enriched(records, expected, output, 6, 1_000)
+
+    assert check().passed("exactly_once") and check().checked == len(records)
+    first = next(r for r in records if r.seq == 0 and r.index >= 10)  # its key's first output is its own
+    stale = {**expected.versions, (first.key, first.seq): 99}
+    assert check(stale).mismatches == 1 and not check(stale).passed("at_least_once")
+    lost = check(then=lambda output: output[partition_of(first.key, 6)].clear())
+    assert lost.gaps > 1 and not lost.passed("at_least_once")
+
+    def replay(output: Partitions, version: int | None) -> None:
+        messages = output[partition_of(first.key, 6)]
+        again = next(m for m in messages if m.key == first.key_bytes)
+        value = dict(orjson.loads(again.value or b"{}"), version=version)
+        messages.append(again._replace(offset=len(messages), value=orjson.dumps(value)))
+
+    same = check(then=lambda output: replay(output, expected.versions[(first.key, first.seq)]))
+    assert same.duplicates == 1 and same.passed("at_least_once") and not same.passed("exactly_once")
+    ahead = check(then=lambda output: replay(output, 99))  # a replay that met a newer table
+    assert ahead.duplicates == 1 and ahead.mismatches == 0 and ahead.passed("at_least_once"), ahead.examples
+
+    def retime(output: Partitions) -> None:
+        messages = output[partition_of(first.key, 6)]
+        index = next(i for i, m in enumerate(messages) if m.key == first.key_bytes)
+        messages[index] = messages[index]._replace(timestamp=messages[index].timestamp + 1)
+
+    assert check(then=retime).mismatches == 1
+
+
+def test_the_app_meets_the_expectations_in_the_test_driver() -> None:
     # One partition in the driver: its stream time runs over the whole input, as one task's would.
+    # The table goes in as the generator writes it, ahead of the input; the task holds table rows
+    # back while the input is empty (max_task_idle_ms, the driver's wall clock stands still) and
+    # applies the rest once the idle time has passed at the end.
     records = generate_input(5, 3_000, 20)
+    table = generate_table(5, records, 20)
     base = 1_700_000_000_321
-    with TopologyTestDriver(app.build().build()) as driver:
+    written = 0
+    with TopologyTestDriver(app.build().build(), max_task_idle_ms=app.MAX_TASK_IDLE_MS) as driver:
         for start in range(0, len(records), 50):  # fetched batches, so stream time advances mid-batch
-            driver.pipe_batch("chaos-input", [(r.key, r.payload, base + r.ts_offset_ms)
-                                              for r in records[start:start + 50]])
-        output = driver.read_records("chaos-windowed", key_serde="bytes", value_serde="bytes")
-    expected = window_expectations(records, 1, base)
-    read = {0: [Message(r.offset, r.key, r.value, r.timestamp) for r in output]}
-    check = check_windowed(expected, read, 1)
-    assert check.passed("exactly_once") and check.checked == len(expected.finals), check.examples
-    assert expected.late and expected.reordered, expected.summary()
+            batch = records[start:start + 50]
+            ahead = [row for row in table[written:] if row.ts_offset_ms < batch[-1].index * TICK_MS + TABLE_LEAD_MS]
+            if ahead:
+                driver.pipe_batch("chaos-table", [(r.key, None if r.deleted else {"version": r.version},
+                                                  base + r.ts_offset_ms) for r in ahead])
+                written += len(ahead)
+            driver.pipe_batch("chaos-input", [(r.key, r.payload, base + r.ts_offset_ms) for r in batch])
+        driver.advance_wall_clock(app.MAX_TASK_IDLE_MS)
+        windowed = driver.read_records("chaos-windowed", key_serde="bytes", value_serde="bytes")
+        enriched = driver.read_records("chaos-enriched", key_serde="bytes", value_serde="bytes")
+    windows = window_expectations(records, 1, base)
+    check = check_windowed(windows, {0: [Message(r.offset, r.key, r.value, r.timestamp) for r in windowed]}, 1)
+    assert check.passed("exactly_once") and check.checked == len(windows.finals), check.examples
+    assert windows.late and windows.reordered, windows.summary()
+    expected = enrichment_expectations(records, table, 1)
+    read = {0: [Message(r.offset, r.key, r.value, r.timestamp) for r in enriched]}
+    check = check_enriched(records, expected, read, 1, base)
+    assert check.passed("exactly_once") and check.checked == len(records), check.examples
+    assert expected.newer_than_own_time > 50 and expected.without_row, expected.summary()
 
 
 def _explain(result: ChaosResult) -> str:
@@ -201,7 +294,7 @@ async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_p
     assert result.ok, _explain(result)
     assert {k.when for k in result.kills} == {"processing", "rebalancing"}, _explain(result)
     assert any(k.everyone for k in result.kills), _explain(result)
-    for name in ("echo", "agg-direct", "agg-repart"):
+    for name in ("echo", "agg-direct", "agg-repart", "enriched"):
         assert result.report.check(name).checked == options.records, _explain(result)
     assert result.report.check("windowed").checked > options.records // 20, _explain(result)
     assert result.report.aborted_echo_records > 0, "no kill landed inside a transaction: the run proved little"
@@ -215,6 +308,6 @@ async def test_at_least_once_loses_nothing_under_kill_minus_nine(kafka_bootstrap
     print(result.format())
     assert result.ok, _explain(result)
     assert result.report.total("gaps") == 0
-    for name in ("echo", "agg-direct", "agg-repart"):
+    for name in ("echo", "agg-direct", "agg-repart", "enriched"):
         assert result.report.check(name).checked >= options.records, _explain(result)
     assert result.report.check("windowed").checked > options.records // 20, _explain(result)

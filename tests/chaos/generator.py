@@ -10,12 +10,20 @@ The windowed output's answer follows from the input too (``window_expectations``
 time is per input partition (the maximum timestamp seen so far in offset order), so which
 records are within the grace, which are late and which windows have closed by the end is
 fixed by the input before the app runs.
+
+The table topic (``generate_table``) holds versioned rows per key, ``{"version": n}`` or a
+tombstone, at timestamps that rise strictly within the topic and never equal an input
+timestamp, so timestamp order across a task's two partitions has no ties. The writer keeps
+the table ``TABLE_LEAD_MS`` of event time ahead of the input: every row a stream record
+can need is on the broker before the record is written. ``enrichment_expectations`` then
+knows which version each input record is joined with (see its docstring).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import random
 import time
 from dataclasses import dataclass
@@ -36,6 +44,13 @@ VALUE_RANGE = (-10_000, 10_000)
 #: some out-of-order records are still counted and some (about 2.5%) are dropped as late.
 WINDOW_SIZE_MS = 1_000
 WINDOW_GRACE_MS = 1_000
+#: Mean event time between two table rows (over all keys): about one row per 10 input records.
+TABLE_TICK_MS = 50
+#: Share of table rows that are tombstones (the key's row deleted; a left join then sees None).
+TABLE_DELETE_SHARE = 0.05
+#: How far (event time) the table is written ahead of the input; at the full input rate of
+#: 2000 records/s (10 s of event time per second) that is 0.2 s of wall-clock time.
+TABLE_LEAD_MS = 2_000
 
 
 def key_name(index: int) -> str:
@@ -79,6 +94,115 @@ def generate_input(seed: int, count: int, keys: int) -> list[InputRecord]:
         records.append(InputRecord(index, key, seqs[key], rng.randint(*VALUE_RANGE), max(offset, 0)))
         seqs[key] += 1
     return records
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """One table row; ``version`` numbers the rows of its key from 1, tombstones included."""
+
+    index: int
+    key: str
+    version: int
+    deleted: bool
+    ts_offset_ms: int
+
+    @property
+    def key_bytes(self) -> bytes:
+        return self.key.encode()
+
+    @property
+    def payload(self) -> bytes | None:
+        return None if self.deleted else orjson.dumps({"version": self.version})
+
+    @property
+    def seen_as(self) -> int | None:
+        """What a join reads for the key once this row is the latest: its version, None if deleted."""
+        return None if self.deleted else self.version
+
+
+def generate_table(seed: int, records: list[InputRecord], keys: int) -> list[TableRow]:
+    """The table rows of a run, over the input's event time, uniformly over the keys.
+
+    Offsets rise strictly and avoid every input offset (so no table row ties with a stream
+    record of any partition); a random generator of its own leaves the input unchanged.
+    """
+    rng = random.Random(f"table-{seed}")
+    taken = {record.ts_offset_ms for record in records}
+    end = len(records) * TICK_MS
+    names = [key_name(i) for i in range(keys)]
+    versions = dict.fromkeys(names, 0)
+    rows: list[TableRow] = []
+    offset = -1
+    while True:
+        offset += rng.randint(1, 2 * TABLE_TICK_MS - 1)
+        while offset in taken:
+            offset += 1
+        if offset >= end:
+            return rows
+        key = rng.choice(names)
+        versions[key] += 1
+        rows.append(TableRow(len(rows), key, versions[key], rng.random() < TABLE_DELETE_SHARE, offset))
+
+
+@dataclass
+class EnrichmentExpectations:
+    """What the enriched output must hold: per input (key, seq), the table version it joins with."""
+
+    versions: dict[tuple[str, int], int | None]
+    #: Inputs that join with no row (none yet, or the latest is a tombstone): ``version`` None.
+    without_row: int
+    #: Out-of-order inputs that see a newer version than the table had at their own timestamp.
+    newer_than_own_time: int
+
+    def summary(self) -> str:
+        return (f"{len(self.versions)} inputs, {self.without_row} without a table row, "
+                f"{self.newer_than_own_time} out-of-order inputs see a version newer than at their own timestamp")
+
+
+def enrichment_expectations(records: list[InputRecord], table: list[TableRow],
+                            partitions: int) -> EnrichmentExpectations:
+    """Replay each partition pair (input p, table p) as the task merges them.
+
+    The task takes its two partitions' records in timestamp order, each partition in
+    offset order. Table rows rise in time, so before an input record the task has applied
+    exactly the table rows older than the highest input timestamp of the partition so far,
+    the record's own included (the partition's stream time): an on-time record sees the
+    table as of its own timestamp, a late one as of that stream time. Timestamps never tie,
+    and the writer keeps the table ahead, so the order is fixed by the data; it holds
+    unless a task gives up waiting for an empty partition that still has records to come
+    (``max_task_idle_ms``, see docs/chaos.md).
+    """
+    by_partition: dict[int, list[TableRow]] = {p: [] for p in range(partitions)}
+    history: dict[str, list[TableRow]] = {}
+    for row in table:
+        by_partition[partition_of(row.key, partitions)].append(row)
+        history.setdefault(row.key, []).append(row)
+    offsets = {key: [row.ts_offset_ms for row in rows] for key, rows in history.items()}
+    stream_time = [-1] * partitions
+    applied = [0] * partitions
+    current: dict[str, int | None] = {}
+    versions: dict[tuple[str, int], int | None] = {}
+    newer = 0
+    for record in records:
+        partition = partition_of(record.key, partitions)
+        stream_time[partition] = max(stream_time[partition], record.ts_offset_ms)
+        rows = by_partition[partition]
+        while applied[partition] < len(rows) and rows[applied[partition]].ts_offset_ms < stream_time[partition]:
+            row = rows[applied[partition]]
+            current[row.key] = row.seen_as
+            applied[partition] += 1
+        seen = current.get(record.key)
+        versions[(record.key, record.seq)] = seen
+        if record.ts_offset_ms < stream_time[partition]:
+            rows_of_key = history.get(record.key, [])
+            before = bisect.bisect_left(offsets[record.key], record.ts_offset_ms) if rows_of_key else 0
+            newer += seen != (rows_of_key[before - 1].seen_as if before else None)
+    return EnrichmentExpectations(versions, sum(v is None for v in versions.values()), newer)
+
+
+def enrich(record: dict[str, Any], row: dict[str, Any] | None) -> dict[str, Any]:
+    """The app's joiner: the input's id (key and seq) and the table version it met (None: no row)."""
+    return {"k": record["k"], "s": record["s"], "version": None if row is None else row["version"]}
 
 
 def fold(aggregate: dict[str, Any] | None, seq: int, value: int) -> dict[str, Any]:
@@ -181,23 +305,32 @@ def partition_of(key: str, partitions: int) -> int:
 class InputWriter:
     """Writes ``records`` to ``topic`` at ``rate`` records/s with an idempotent acks=all producer.
 
-    ``acked`` counts the records the broker confirmed, so the runner can time its kills
-    against the progress of the input. ``rate`` may be changed while it runs: the runner
-    slows the input down so that it still flows when the last kill comes.
+    ``acked`` counts the input records the broker confirmed, so the runner can time its
+    kills against the progress of the input. ``rate`` may be changed while it runs: the
+    runner slows the input down so that it still flows when the last kill comes. The
+    ``table`` rows go to ``table_topic`` ``TABLE_LEAD_MS`` of event time ahead: before the
+    input records of a tick are sent, every table row up to their nominal time plus the
+    lead is acknowledged.
     """
 
     def __init__(self, bootstrap: str, topic: str, records: list[InputRecord], partitions: int, *,
-                 rate: float, base_timestamp_ms: int, tick_s: float = 0.02) -> None:
+                 rate: float, base_timestamp_ms: int, table_topic: str | None = None,
+                 table: list[TableRow] | None = None, tick_s: float = 0.02) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
+        if bool(table) and table_topic is None:
+            raise ValueError("table rows need a table_topic")
         self.bootstrap = bootstrap
         self.topic = topic
         self.records = records
         self.partitions = partitions
         self.rate = rate
         self.base_timestamp_ms = base_timestamp_ms
+        self.table_topic = table_topic
+        self.table = table or []
         self.tick_s = tick_s
         self.acked = 0
+        self.table_acked = 0
 
     @property
     def done(self) -> bool:
@@ -221,24 +354,37 @@ class InputWriter:
                 last = now
                 due = min(len(self.records), sent + int(credit))
                 credit -= due - sent
-                deliveries = [await self._send(producer, record) for record in self.records[sent:due]]
-                sent = due
-                if deliveries:
-                    await asyncio.gather(*deliveries)
-                    self.acked = sent
+                if due > sent:
+                    await self._write_table(producer, (due - 1) * TICK_MS + TABLE_LEAD_MS)
+                    await self._write(producer, self.topic, self.records[sent:due])
+                    sent = self.acked = due
                 await asyncio.sleep(self.tick_s)  # pacing only: the rate spreads the input over the kills
+            await self._write_table(producer, len(self.records) * TICK_MS + TABLE_LEAD_MS)
         finally:
             await producer.stop()
 
-    async def _send(self, producer: AIOKafkaProducer, record: InputRecord) -> asyncio.Future[Any]:
-        delivery: asyncio.Future[Any] = await producer.send(
-            self.topic,
-            value=record.payload,
-            key=record.key_bytes,
-            partition=partition_of(record.key, self.partitions),
-            timestamp_ms=self.base_timestamp_ms + record.ts_offset_ms,
-        )
-        return delivery
+    async def _write_table(self, producer: AIOKafkaProducer, up_to_offset_ms: int) -> None:
+        """Send and await every table row below ``up_to_offset_ms`` not yet written."""
+        end = self.table_acked
+        while end < len(self.table) and self.table[end].ts_offset_ms < up_to_offset_ms:
+            end += 1
+        if end > self.table_acked:
+            assert self.table_topic is not None
+            await self._write(producer, self.table_topic, self.table[self.table_acked:end])
+            self.table_acked = end
+
+    async def _write(self, producer: AIOKafkaProducer, topic: str, rows: list[InputRecord] | list[TableRow]) -> None:
+        """Send ``rows`` to their keys' partitions and wait until the broker acknowledged all of them."""
+        deliveries: list[asyncio.Future[Any]] = []
+        for row in rows:
+            deliveries.append(await producer.send(
+                topic,
+                value=row.payload,
+                key=row.key_bytes,
+                partition=partition_of(row.key, self.partitions),
+                timestamp_ms=self.base_timestamp_ms + row.ts_offset_ms,
+            ))
+        await asyncio.gather(*deliveries)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,6 +393,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", type=int, required=True, help="partition count of --topic")
+    parser.add_argument("--table-topic", default=None, help="also write the table rows here (same partitions)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=20)
@@ -255,7 +402,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     records = generate_input(args.seed, args.records, args.keys)
     base = args.base_timestamp_ms if args.base_timestamp_ms is not None else int(time.time() * 1000)
-    writer = InputWriter(args.bootstrap, args.topic, records, args.partitions, rate=args.rate, base_timestamp_ms=base)
+    table = generate_table(args.seed, records, args.keys) if args.table_topic else None
+    writer = InputWriter(args.bootstrap, args.topic, records, args.partitions, rate=args.rate, base_timestamp_ms=base,
+                         table_topic=args.table_topic, table=table)
     asyncio.run(writer.run())
     print(f"wrote {writer.acked} records to {args.topic} (base timestamp {base})")
 

@@ -27,7 +27,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from tests.chaos.generator import InputWriter, generate_input
+from tests.chaos.app import MAX_TASK_IDLE_MS
+from tests.chaos.generator import InputWriter, generate_input, generate_table
 from tests.chaos.verifier import (
     GUARANTEES,
     KINDS,
@@ -160,7 +161,8 @@ class Chaos:
         short = "eos" if guarantee == "exactly_once" else "alos"
         self.application_id = f"chaos-{short}-{uuid.uuid4().hex[:8]}"
         self.topics = ChaosTopics(*(f"{self.application_id}.{name}" for name in
-                                    ("input", "echo", "agg-direct", "agg-repart", "windowed")))
+                                    ("input", "echo", "agg-direct", "agg-repart", "windowed", "table",
+                                     "enriched")))
         self.dir = Path(options.log_dir or tempfile.mkdtemp(prefix="streamer-chaos-")) / self.application_id
         # Which worker dies, when and how follows from the seed: a failing run can be replayed.
         self.rng = random.Random(f"chaos-{options.seed}-{guarantee}")
@@ -187,6 +189,7 @@ class Chaos:
     async def run(self) -> ChaosResult:
         options = self.options
         records = generate_input(options.seed, options.records, options.keys)
+        table = generate_table(options.seed, records, options.keys)
         base_timestamp = int(time.time() * 1000)
         await self._create_topics()
         self.say(f"application {self.application_id}, topics {self.topics.input} ... ({options.partitions} "
@@ -201,10 +204,11 @@ class Chaos:
             await asyncio.gather(*(w.wait_for_log("assigned tasks", timeout=90) for w in self.workers))
             await _wait_until(self._group_settled, timeout=90, what="the workers to share all tasks")
             self.say(f"{options.workers} workers joined; writing {options.records} records "
-                     f"(at most {options.rate:.0f}/s)")
+                     f"(at most {options.rate:.0f}/s) and {len(table)} table rows")
 
             writer = InputWriter(self.bootstrap, self.topics.input, records, options.partitions,
-                                 rate=options.rate, base_timestamp_ms=base_timestamp)
+                                 rate=options.rate, base_timestamp_ms=base_timestamp,
+                                 table_topic=self.topics.table, table=table)
             input_started = time.monotonic()
             writing = asyncio.create_task(writer.run(), name="chaos-generator")
             supervising = asyncio.create_task(self._supervise(), name="chaos-supervisor")
@@ -252,7 +256,8 @@ class Chaos:
         state_dir.mkdir(parents=True, exist_ok=True)
         worker = WorkerProcess(APP, self.bootstrap, self.application_id, guarantee=self.guarantee,
                                state_dir=str(state_dir), app_settings=self.topics.app_settings(), name=name,
-                               extra_args=["--commit-interval-ms", str(self.options.commit_interval_ms)])
+                               extra_args=["--commit-interval-ms", str(self.options.commit_interval_ms),
+                                           "--set", f"max_task_idle_ms={MAX_TASK_IDLE_MS}"])
         # Keep the logs of a run together (WorkerProcess would scatter them over /tmp).
         worker.log_path.unlink(missing_ok=True)
         worker.log_path = self.dir / f"{name}.log"
@@ -263,7 +268,7 @@ class Chaos:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-admin")
         await admin.start()
         try:
-            names = [self.topics.input, *self.topics.outputs]
+            names = [*self.topics.sources, *self.topics.outputs]
             await admin.create_topics([NewTopic(name, self.options.partitions, 1) for name in names])
             deadline = time.monotonic() + 30
             while True:
@@ -281,7 +286,7 @@ class Chaos:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="chaos-admin")
         await admin.start()
         try:
-            names = [self.topics.input, *self.topics.outputs, *await internal_topics(admin, self.application_id)]
+            names = [*self.topics.sources, *self.topics.outputs, *await internal_topics(admin, self.application_id)]
             await admin.delete_topics(names)
         except (KafkaError, OSError) as error:  # cleanup only: a leftover topic hurts nobody
             self.say(f"could not delete the run's topics: {error!r}")
@@ -375,7 +380,7 @@ class Chaos:
         return {tp: (stable[tp], high[tp]) for tp in self._echo_partitions}
 
     async def _committed_total(self) -> int:
-        """Offsets the group committed, summed over the input and repartition topics."""
+        """Offsets the group committed, summed over the input, table and repartition topics."""
         assert self.admin is not None
         offsets = await self.admin.list_consumer_group_offsets(self.application_id)
         return sum(max(meta.offset, 0) for meta in offsets.values())
@@ -444,7 +449,7 @@ class Chaos:
         await admin.start()
         await consumer.start()
         try:
-            sources = [self.topics.input] + [t for t in await internal_topics(admin, self.application_id)
+            sources = self.topics.sources + [t for t in await internal_topics(admin, self.application_id)
                                              if t.endswith("-repartition")]
             partitions = await topic_partitions(self.bootstrap, sources)
             watched = self.topics.outputs + await internal_topics(admin, self.application_id)

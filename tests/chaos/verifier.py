@@ -13,11 +13,17 @@ Everything is read with read_committed consumers, as a downstream reader would. 
 * final        the last update per key and the stores' changelogs hold the known final answer
 * windowed     emit-on-close: one final record per closed (key, window) with the value of its
                on-time inputs, none for a window still open or without on-time input
+* table        the table topic holds exactly the generated rows; the group committed all of it;
+               the table store's changelog ends with every key's last row
+* enriched     the stream-table join: one record per input with the table version the input
+               had to meet (the latest row older than its partition's stream time), its key,
+               partition and timestamp
 
 Under exactly_once every duplicate, gap, inflated value or mismatch fails. Under
 at_least_once, records processed again after a crash are allowed: repeated outputs count as
 ``duplicates`` and aggregates that counted an input twice as ``inflated``; a gap (a lost
-input) or any other mismatch still fails.
+input) or any other mismatch still fails (an input none of whose enrichments has the right
+version is a mismatch; a repeat may see another version).
 """
 
 from __future__ import annotations
@@ -35,11 +41,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streamer.state import timestamped
-from tests.chaos.app import DIRECT_STORE, REPART_STORE
+from tests.chaos.app import DIRECT_STORE, REPART_STORE, TABLE_STORE
 from tests.chaos.generator import (
+    EnrichmentExpectations,
     InputRecord,
+    TableRow,
     WindowExpectations,
+    enrichment_expectations,
     generate_input,
+    generate_table,
     parse_window_key,
     partition_of,
     running_aggregates,
@@ -62,14 +72,21 @@ class ChaosTopics:
     agg_direct: str
     agg_repart: str
     windowed: str
+    table: str
+    enriched: str
 
     def app_settings(self) -> dict[str, str]:
         return {"input": self.input, "echo": self.echo, "agg_direct": self.agg_direct, "agg_repart": self.agg_repart,
-                "windowed": self.windowed}
+                "windowed": self.windowed, "table": self.table, "enriched": self.enriched}
+
+    @property
+    def sources(self) -> list[str]:
+        """The topics the generator writes and the app reads."""
+        return [self.input, self.table]
 
     @property
     def outputs(self) -> list[str]:
-        return [self.echo, self.agg_direct, self.agg_repart, self.windowed]
+        return [self.echo, self.agg_direct, self.agg_repart, self.windowed, self.enriched]
 
 
 class Message(NamedTuple):
@@ -123,6 +140,8 @@ class Report:
     aborted_echo_records: int = 0
     #: What the input makes of the windows (closed, still open, reordered, late), for the report.
     windows: str = ""
+    #: What the input and the table make of the enrichment, for the report.
+    enrichment: str = ""
 
     @property
     def ok(self) -> bool:
@@ -150,6 +169,8 @@ class Report:
             lines += [f"    {check.name}: {example}" for example in check.examples]
         if self.windows:
             lines.append(f"  windows: {self.windows}")
+        if self.enrichment:
+            lines.append(f"  enrichment: {self.enrichment}")
         if self.guarantee == "exactly_once":
             lines.append(f"  echo records in aborted transactions (invisible to read_committed): "
                          f"{self.aborted_echo_records}")
@@ -160,17 +181,20 @@ class Report:
 # -- the checks, as pure functions of what was read ----------------------------------------
 
 
-def expected_by_partition(records: list[InputRecord], partitions: int) -> dict[int, list[InputRecord]]:
-    out: dict[int, list[InputRecord]] = {p: [] for p in range(partitions)}
+Written = InputRecord | TableRow
+
+
+def expected_by_partition(records: Iterable[Written], partitions: int) -> dict[int, list[Written]]:
+    out: dict[int, list[Written]] = {p: [] for p in range(partitions)}
     for record in records:
         out[partition_of(record.key, partitions)].append(record)
     return out
 
 
-def check_input(records: list[InputRecord], read: Partitions, partitions: int,
-                base_timestamp_ms: int | None) -> Check:
-    """The input topic must be exactly the generated input, or nothing else proves anything."""
-    check = Check("input", strict=True)
+def check_input(records: Iterable[Written], read: Partitions, partitions: int,
+                base_timestamp_ms: int | None, name: str = "input", check: Check | None = None) -> Check:
+    """A source topic must be exactly what the generator wrote, or nothing else proves anything."""
+    check = check or Check(name, strict=True)
     for partition, expected in expected_by_partition(records, partitions).items():
         got = read.get(partition, [])
         for position, (record, message) in enumerate(zip(expected, got)):
@@ -179,27 +203,28 @@ def check_input(records: list[InputRecord], read: Partitions, partitions: int,
             if same and base_timestamp_ms is not None:
                 same = message.timestamp == base_timestamp_ms + record.ts_offset_ms
             if not same:
-                check.note("mismatches", f"input p{partition} offset {message.offset}: {message.value!r}, "
+                check.note("mismatches", f"{name} p{partition} offset {message.offset}: {message.value!r}, "
                                          f"expected {record.payload!r}")
         if len(got) < len(expected):
-            check.note("gaps", f"input p{partition} has {len(got)} records, expected {len(expected)}",
+            check.note("gaps", f"{name} p{partition} has {len(got)} records, expected {len(expected)}",
                        len(expected) - len(got))
         elif len(got) > len(expected):
-            check.note("duplicates", f"input p{partition} has {len(got)} records, expected {len(expected)}",
+            check.note("duplicates", f"{name} p{partition} has {len(got)} records, expected {len(expected)}",
                        len(got) - len(expected))
     return check
 
 
-def check_drained(committed: dict[int, int], ends: dict[int, int]) -> Check:
-    """The group's committed offsets reached the end of the input: every record was processed."""
-    check = Check("drained", strict=True)
+def check_drained(committed: dict[int, int], ends: dict[int, int], name: str = "input",
+                  check: Check | None = None) -> Check:
+    """The group's committed offsets reached the end of a source topic: every record was processed."""
+    check = check or Check("drained", strict=True)
     for partition, end in sorted(ends.items()):
         check.checked += 1
         done = committed.get(partition, 0)
         if done < end:
-            check.note("gaps", f"input p{partition} committed {done} of {end}", end - done)
+            check.note("gaps", f"{name} p{partition} committed {done} of {end}", end - done)
         elif done > end:
-            check.note("mismatches", f"input p{partition} committed {done} beyond its end {end}")
+            check.note("mismatches", f"{name} p{partition} committed {done} beyond its end {end}")
     return check
 
 
@@ -377,6 +402,70 @@ def check_windowed(expected: WindowExpectations, read: Partitions, partitions: i
     return check
 
 
+def check_enriched(records: list[InputRecord], expected: EnrichmentExpectations, read: Partitions,
+                   partitions: int, base_timestamp_ms: int) -> Check:
+    """The stream-table join: each input enriched once, with the version it had to meet.
+
+    Outputs are lined up with inputs by the id they carry (key and seq). An input without
+    one is a gap, every further one a duplicate. An input none of whose outputs has the
+    expected version is a mismatch (one per input), as is an output naming no input, in
+    the wrong partition, with another key or with a timestamp other than the input's.
+    A repeat with another version than the first output (a replay after a crash that met
+    a table already further on) shows in the examples; it fails exactly-once as a duplicate.
+    """
+    check = Check("enriched")
+    inputs: dict[tuple[Any, Any], InputRecord] = {(record.key, record.seq): record for record in records}
+    outputs: dict[tuple[str, int], list[Any]] = {}
+    for partition, messages in sorted(read.items()):
+        for message in messages:
+            check.checked += 1
+            value = None if message.value is None else orjson.loads(message.value)
+            where = f"enriched p{partition} offset {message.offset}"
+            source = inputs.get((value.get("k"), value.get("s"))) if isinstance(value, dict) else None
+            if value is None or source is None:
+                check.note("mismatches", f"{where}: {value!r} names no input")
+                continue
+            timestamp = base_timestamp_ms + source.ts_offset_ms
+            if (message.key, message.timestamp) != (source.key_bytes, timestamp) or \
+                    partition_of(source.key, partitions) != partition:
+                check.note("mismatches", f"{where}: key {message.key!r}, timestamp {message.timestamp} in "
+                                         f"p{partition}; input {source.key} seq {source.seq} has timestamp {timestamp} "
+                                         f"and partition {partition_of(source.key, partitions)}")
+            outputs.setdefault((source.key, source.seq), []).append(value.get("version"))
+    for ident, record in inputs.items():
+        want = expected.versions[ident]
+        seen = outputs.get(ident, [])
+        where = f"input {record.key} seq {record.seq}"
+        if not seen:
+            check.note("gaps", f"{where}: not enriched (expected version {want})")
+            continue
+        if len(seen) > 1:
+            other = f", versions {seen}" if len(set(seen)) > 1 else ""
+            check.note("duplicates", f"{where}: enriched {len(seen)} times{other}", len(seen) - 1)
+        if want not in seen:
+            check.note("mismatches", f"{where}: enriched with version {seen[0] if len(seen) == 1 else seen}, "
+                                     f"expected {want}")
+    return check
+
+
+def check_table_store(table: list[TableRow], changelog: dict[str, tuple[int | None, Any]],
+                      base_timestamp_ms: int) -> Check:
+    """The table store's changelog ends with each key's last row: its value and timestamp, or a tombstone."""
+    check = Check("table")
+    last: dict[str, TableRow] = {row.key: row for row in table}
+    for key, row in sorted(last.items()):
+        check.checked += 1
+        want = (None, None) if row.deleted else (base_timestamp_ms + row.ts_offset_ms, {"version": row.version})
+        got = changelog.get(key)
+        if got is None and not row.deleted:
+            check.note("gaps", f"{TABLE_STORE}-changelog has no row for {key}, expected {want}")
+        elif got is not None and got != want:
+            check.note("mismatches", f"{TABLE_STORE}-changelog ends {key} with {got}, expected {want}")
+    for key in sorted(changelog.keys() - last.keys()):
+        check.note("mismatches", f"{TABLE_STORE}-changelog has a row for {key}, which the table never had")
+    return check
+
+
 def base_timestamp_of(records: list[InputRecord], read: Partitions, partitions: int) -> int:
     """The run's base timestamp, from the first input record read back (for a check by hand)."""
     for partition, expected in expected_by_partition(records, partitions).items():
@@ -388,11 +477,20 @@ def base_timestamp_of(records: list[InputRecord], read: Partitions, partitions: 
 def last_values(read: Partitions) -> dict[str, Any]:
     """The last value per key of a timestamped store's changelog, in partition order (a key lives in
     one partition); the value bytes follow the timestamp of the record that last set them."""
-    out: dict[str, Any] = {}
+    return {key: value for key, (_, value) in last_timestamped(read).items()}
+
+
+def last_timestamped(read: Partitions) -> dict[str, tuple[int | None, Any]]:
+    """(timestamp, value) last written per key to a timestamped store's changelog; (None, None) if deleted."""
+    out: dict[str, tuple[int | None, Any]] = {}
     for _, messages in sorted(read.items()):
         for message in messages:
-            value = None if message.value is None else orjson.loads(timestamped.decode(message.value)[1])
-            out[(message.key or b"").decode()] = value
+            key = (message.key or b"").decode()
+            if message.value is None:
+                out[key] = (None, None)
+            else:
+                timestamp, value = timestamped.decode(message.value)
+                out[key] = (timestamp, orjson.loads(value))
     return out
 
 
@@ -498,38 +596,49 @@ async def verify(bootstrap: str, application_id: str, topics: ChaosTopics, guara
     if guarantee not in GUARANTEES:
         raise ValueError(f"guarantee must be one of {GUARANTEES}, not {guarantee!r}")
     generated = generate_input(seed, records, keys)
+    table = generate_table(seed, generated, keys)
     expected = running_aggregates(generated)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chaos-verifier-admin")
     await admin.start()
     try:
-        committed = await committed_offsets(admin, application_id, topics.input)
+        committed = {topic: await committed_offsets(admin, application_id, topic) for topic in topics.sources}
     finally:
         await admin.close()
     transactions = await open_transactions(bootstrap, application_id, topics)
-    changelogs = {name: f"{application_id}-{name}-changelog" for name in (DIRECT_STORE, REPART_STORE)}
-    read = await read_topics(bootstrap, [topics.input, *topics.outputs, *changelogs.values()])
+    changelogs = {name: f"{application_id}-{name}-changelog" for name in (DIRECT_STORE, REPART_STORE, TABLE_STORE)}
+    read = await read_topics(bootstrap, [*topics.sources, *topics.outputs, *changelogs.values()])
     partitions = len(read[topics.input])
+    if base_timestamp_ms is None:
+        base_timestamp_ms = base_timestamp_of(generated, read[topics.input], partitions)
 
     report = Report(guarantee, application_id, records, keys)
-    report.checks.append(check_input(generated, read[topics.input], partitions, base_timestamp_ms))
-    input_ends = {p: (messages[-1].offset + 1 if messages else 0) for p, messages in read[topics.input].items()}
-    report.checks.append(check_drained(committed, input_ends))
+    sources = check_input(generated, read[topics.input], partitions, base_timestamp_ms)
+    report.checks.append(check_input(table, read[topics.table], partitions, base_timestamp_ms, "table", sources))
+    drained = Check("drained", strict=True)
+    for topic in topics.sources:
+        ends = {p: (messages[-1].offset + 1 if messages else 0) for p, messages in read[topic].items()}
+        check_drained(committed[topic], ends, "input" if topic == topics.input else "table", drained)
+    report.checks.append(drained)
     report.checks.append(transactions)
-    report.checks.append(check_echo(read[topics.input], read[topics.echo], committed))
+    report.checks.append(check_echo(read[topics.input], read[topics.echo], committed[topics.input]))
     finals: dict[str, Any] = {}
     for name, topic in (("agg-direct", topics.agg_direct), ("agg-repart", topics.agg_repart)):
         check = Check(name)
         updates = updates_by_key(read[topic], len(read[topic]), check)
         report.checks.append(check_updates(name, expected, updates, check))
         finals.update({f"{name}/{key}": values[-1] for key, values in updates.items() if values})
-    for store, topic in changelogs.items():
-        finals.update({f"{store}-changelog/{key}": value for key, value in last_values(read[topic]).items()})
+    for store in (DIRECT_STORE, REPART_STORE):
+        last = last_values(read[changelogs[store]])
+        finals.update({f"{store}-changelog/{key}": value for key, value in last.items()})
     report.checks.append(check_final(expected, finals))
-    if base_timestamp_ms is None:
-        base_timestamp_ms = base_timestamp_of(generated, read[topics.input], partitions)
     windows = window_expectations(generated, partitions, base_timestamp_ms)
     report.checks.append(check_windowed(windows, read[topics.windowed], len(read[topics.windowed])))
     report.windows = windows.summary()
+    report.checks.append(check_table_store(table, last_timestamped(read[changelogs[TABLE_STORE]]), base_timestamp_ms))
+    enrichment = enrichment_expectations(generated, table, partitions)
+    report.checks.append(check_enriched(generated, enrichment, read[topics.enriched], len(read[topics.enriched]),
+                                        base_timestamp_ms))
+    report.enrichment = enrichment.summary()
     uncommitted = await read_topics(bootstrap, [topics.echo], "read_uncommitted")
     report.aborted_echo_records = (sum(len(m) for m in uncommitted[topics.echo].values())
                                    - sum(len(m) for m in read[topics.echo].values()))
@@ -548,11 +657,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agg-direct", required=True)
     parser.add_argument("--agg-repart", required=True)
     parser.add_argument("--windowed", required=True)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--enriched", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=20)
     args = parser.parse_args(argv)
-    topics = ChaosTopics(args.input, args.echo, args.agg_direct, args.agg_repart, args.windowed)
+    topics = ChaosTopics(args.input, args.echo, args.agg_direct, args.agg_repart, args.windowed, args.table,
+                         args.enriched)
     report = asyncio.run(verify(args.bootstrap, args.application_id, topics, args.guarantee,
                                 seed=args.seed, records=args.records, keys=args.keys))
     print(report.format())
