@@ -50,7 +50,9 @@ async def test_word_count_is_exact_and_survives_losing_the_state_directory(kafka
 
     worker = WorkerProcess("apps.wordcount:topology", kafka_bootstrap, app_id, app_settings=settings).start()
     try:
-        updates = await while_running([worker], consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240))
+        updates = await while_running(
+            [worker], consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240)
+        )
     finally:
         assert await worker.stop() == 0, worker.log()[-3000:]
     assert _latest(updates) == dict(expected)
@@ -90,7 +92,9 @@ async def test_counts_stay_exact_while_tasks_move_between_two_workers(kafka_boot
         await produce(kafka_bootstrap, source, batches[2])
 
         expected = _counts(batches[0]) + _counts(batches[1]) + _counts(batches[2])
-        updates = await while_running([second], consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240))
+        updates = await while_running(
+            [second], consume_all(kafka_bootstrap, output, sum(expected.values()), timeout=240)
+        )
     finally:
         for worker in (first, second):
             if worker.running:

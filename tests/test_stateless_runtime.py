@@ -9,7 +9,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from tests.clickstream_data import app_settings, events, expected_outputs, route_topics
+from tests.clickstream_data import app_settings, events, expected_outputs
 from tests.kafka_helpers import consume_all, produce
 from tests.workers import WorkerProcess, assigned_tasks, while_running
 
@@ -72,7 +72,9 @@ async def test_two_workers_split_partitions_and_hand_over_on_sigterm(kafka_boots
     source, routes = await _topics(new_topic)
     app_id = f"clicks-{uuid.uuid4().hex[:8]}"
     settings = app_settings(source, routes)
-    first = WorkerProcess("apps.clickstream:topology", kafka_bootstrap, app_id, app_settings=settings, name="first").start()
+    first = WorkerProcess(
+        "apps.clickstream:topology", kafka_bootstrap, app_id, app_settings=settings, name="first"
+    ).start()
     second = WorkerProcess("apps.clickstream:topology", kafka_bootstrap, app_id, app_settings=settings, name="second")
     try:
         await first.wait_for_log("assigned tasks 0_0, 0_1, 0_2, 0_3")

@@ -40,7 +40,8 @@ async def test_changelog_with_the_wrong_partition_count(kafka_bootstrap, new_top
     source = await new_topic("checks-in", partitions=3)
     app_id = f"checks-{uuid.uuid4().hex[:8]}"
     await _create(kafka_bootstrap, f"{app_id}-counts-changelog", 2, {"cleanup.policy": "compact"})
-    with pytest.raises(TopicMismatchError, match=f"{app_id}-counts-changelog has 2 partitions but the topology needs 3"):
+    with pytest.raises(TopicMismatchError,
+                       match=f"{app_id}-counts-changelog has 2 partitions but the topology needs 3"):
         await _start(_counting(source), kafka_bootstrap, app_id, tmp_path)
 
 
@@ -48,7 +49,8 @@ async def test_changelog_that_is_not_compacted(kafka_bootstrap, new_topic, tmp_p
     source = await new_topic("checks-in", partitions=2)
     app_id = f"checks-{uuid.uuid4().hex[:8]}"
     await _create(kafka_bootstrap, f"{app_id}-counts-changelog", 2, {"cleanup.policy": "delete"})
-    with pytest.raises(TopicMismatchError, match="cleanup.policy='delete'; it must be compacted.*--add-config cleanup.policy=compact"):
+    expected = "cleanup.policy='delete'; it must be compacted.*--add-config cleanup.policy=compact"
+    with pytest.raises(TopicMismatchError, match=expected):
         await _start(_counting(source), kafka_bootstrap, app_id, tmp_path)
 
 

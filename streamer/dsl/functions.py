@@ -10,7 +10,9 @@ from streamer.errors import TopologyError
 
 def is_async_callable(function: Callable[..., Any]) -> bool:
     """An ``async def`` function, or an object whose ``__call__`` is one."""
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(getattr(function, "__call__", None))
+    if inspect.iscoroutinefunction(function):
+        return True
+    return callable(function) and inspect.iscoroutinefunction(function.__call__)
 
 
 def function_params(function: Callable[..., Any], **extra: Any) -> dict[str, Any]:

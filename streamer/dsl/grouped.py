@@ -62,7 +62,8 @@ class GroupedStream(_Grouped):
 
     def count(self, name: str | None = None, *, value_serde: SerdeLike = None) -> Table:
         """Number of records per key (stored and emitted as JSON numbers unless told otherwise)."""
-        return self._aggregate("count", name, lambda: 0, lambda _k, _v, count: count + 1, resolve_serde(value_serde, JSON))
+        serde = resolve_serde(value_serde, JSON)
+        return self._aggregate("count", name, lambda: 0, lambda _k, _v, count: count + 1, serde)
 
     def reduce(self, reducer: Callable[[Any, Any], Any], name: str | None = None, *,
                value_serde: SerdeLike = None) -> Table:

@@ -142,5 +142,5 @@ class Processor(ABC):
     def process(self, records: list[Record]) -> Any:
         """Process a batch; return the forwarded records (or per-child lists if ``routes``)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: most processors hold nothing to release
         """Release anything acquired in ``init``."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Iterator
 
 from croniter import croniter
@@ -63,7 +63,7 @@ class PunctuationSchedule:
     def add_cron(self, node: str, expression: str, punctuator: Punctuator, now_ms: int) -> Cancellable:
         if not croniter.is_valid(expression):
             raise TopologyError(f"{expression!r} is not a valid cron expression (five fields: m h dom mon dow)")
-        schedule = croniter(expression, datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc))
+        schedule = croniter(expression, datetime.fromtimestamp(now_ms / 1000, tz=UTC))
         due = int(schedule.get_next(float) * 1000)
         entry = _Entry(due, next(self._seq), PunctuationType.WALL_CLOCK_TIME, node, punctuator, 0, schedule)
         heapq.heappush(self._queues[PunctuationType.WALL_CLOCK_TIME], entry)

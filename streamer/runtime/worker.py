@@ -360,7 +360,9 @@ class Worker:
             subtopology = self.topology.subtopologies[sub_id]
             producer = self.producer
             if self.config.exactly_once:
-                producer = await start_task_producer(self.config, task_id_of(sub_id, partition), connection_options(self.config))
+                producer = await start_task_producer(
+                    self.config, task_id_of(sub_id, partition), connection_options(self.config)
+                )
             stores = self.state.open(subtopology, partition)
             task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores)
             if self.global_updater is not None:
@@ -412,8 +414,10 @@ class Worker:
         return {tp: (found[tp].offset, found[tp].metadata) if tp in found else (-1, None) for tp in partitions}
 
     def _task_finished(self, runner: asyncio.Task[None]) -> None:
-        if not runner.cancelled() and runner.exception() is not None:
-            error = runner.exception()
+        if runner.cancelled():
+            return
+        error = runner.exception()
+        if error is not None:
             log.error("task %s failed: %s", runner.get_name(), error)
             self._fail(error)
 

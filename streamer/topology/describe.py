@@ -26,7 +26,8 @@ def describe_topology(topology: Topology, application_id: str | None = None) -> 
         for node in sub.nodes:
             if node.name in sources:
                 spec = sources[node.name]
-                what = f"pattern: {spec.pattern}" if spec.pattern else f"topics: [{', '.join(spec.resolved_topics(app))}]"
+                topics = ", ".join(spec.resolved_topics(app))
+                what = f"pattern: {spec.pattern}" if spec.pattern else f"topics: [{topics}]"
                 lines.append(f"    Source: {node.name} ({what})")
             elif node.name in sinks:
                 topic = sinks[node.name].resolved_topic(app) or "chosen per record"
