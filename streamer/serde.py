@@ -31,6 +31,22 @@ def serialize_many(serde: Serde, objs: list[Any]) -> list[bytes | None]:
     return [dump(obj) for obj in objs]
 
 
+def serialize_required(serde: Serde, obj: Any, what: str) -> bytes:
+    """``serde.serialize(obj)`` where None cannot stand for the bytes: a store's key, a value stored with a timestamp.
+
+    ``what`` names the object in the error, e.g. "key of store 'counts'".
+    """
+    data = serde.serialize(obj)
+    if data is not None:
+        return data
+    if obj is None:
+        raise SerializationError(f"{what} is None; a store has no None key: skip or re-key records without one first")
+    raise SerializationError(
+        f"{type(serde).__name__} serialized {what} {obj!r:.60} to None, the tombstone; "
+        "its serialize() must return bytes for every value that is not None"
+    )
+
+
 def deserialize_many(serde: Serde, datas: list[bytes | None]) -> list[Any]:
     """Deserialize a batch: the serde's own ``deserialize_many`` if it has one."""
     many = getattr(serde, "deserialize_many", None)

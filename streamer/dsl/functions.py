@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, overload
 
 from streamer.errors import TopologyError
 
 
-def is_async_callable(function: Callable[..., Any]) -> bool:
+def is_async_callable(function: object) -> bool:
     """An ``async def`` function, or an object whose ``__call__`` is one."""
     if inspect.iscoroutinefunction(function):
         return True
@@ -20,6 +20,17 @@ def function_params(function: Callable[..., Any], **extra: Any) -> dict[str, Any
     if not callable(function):
         raise TopologyError(f"expected a function, got {function!r}")
     return {"function": function, "is_async": is_async_callable(function), **extra}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def sync_function(function: F) -> F: ...
+
+
+@overload
+def sync_function(function: F | None) -> F | None: ...
 
 
 def sync_function(function: Callable[..., Any] | None) -> Callable[..., Any] | None:

@@ -25,7 +25,7 @@ class PunctuationType(enum.Enum):
 class Punctuator(Protocol):
     """Called with the current time (ms) of the punctuation type; returns records to forward."""
 
-    def __call__(self, timestamp: int) -> Sequence[Record] | None: ...
+    def __call__(self, timestamp: int, /) -> Sequence[Record] | None: ...
 
 
 class Cancellable(Protocol):

@@ -8,6 +8,7 @@ from streamer.processors.aggregate import StoreProcessor
 from streamer.processors.api import Processor
 from streamer.processors.change import Change
 from streamer.record import Record
+from streamer.serde import serialize_required
 from streamer.state.timestamped import encode
 
 
@@ -21,7 +22,7 @@ class TableSource(StoreProcessor):
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         store, load = self.store, self._load
-        dump = self.value_serde.serialize
+        value_serde, what = self.value_serde, f"value of table store {self.store_name!r}"
         for record, key_bytes in zip(records, self._encoded_keys(records)):
             if key_bytes is None:
                 continue
@@ -30,7 +31,7 @@ class TableSource(StoreProcessor):
                 if record.value is None:
                     store.delete(key_bytes)
                 else:
-                    store.put(key_bytes, encode(record.timestamp, dump(record.value)))
+                    store.put(key_bytes, encode(record.timestamp, serialize_required(value_serde, record.value, what)))
             except Exception as error:
                 self.context.record_error(self.name, record, error)
                 continue

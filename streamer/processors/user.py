@@ -105,8 +105,11 @@ class UserProcessorNode(Processor):
         user.init()
 
     def process(self, records: list[Record]) -> list[Record]:
-        self.outbox = out = []
         user = self.user
+        if user is None:
+            raise TopologyError(f"processor {self.name} was given records before init(); the task opens it first")
+        out: list[Record] = []
+        self.outbox = out
         for record in records:
             self.current = record
             try:

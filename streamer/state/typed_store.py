@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from streamer.errors import StateStoreError
-from streamer.serde import Serde
+from streamer.serde import Serde, serialize_required
 from streamer.state import timestamped as ts_codec
 from streamer.state.write_cache import WriteCache
 
@@ -30,20 +30,23 @@ class TypedStore:
     def name(self) -> str:
         return self.cache.name
 
+    def _key_bytes(self, key: Any) -> bytes:
+        return serialize_required(self.key_serde, key, f"key of store {self.name!r}")
+
     def _load(self, data: bytes) -> Any:
         if self.timestamped:
             data = ts_codec.decode(data)[1]
         return self.value_serde.deserialize(data)
 
     def get(self, key: Any, default: Any = None) -> Any:
-        data = self.cache.get(self.key_serde.serialize(key))
+        data = self.cache.get(self._key_bytes(key))
         return default if data is None else self._load(data)
 
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
         """``(value, timestamp)`` of a timestamped store's entry, or None if there is none."""
         if not self.timestamped:
             raise StateStoreError(f"store {self.name} keeps no timestamps; use get()")
-        data = self.cache.get(self.key_serde.serialize(key))
+        data = self.cache.get(self._key_bytes(key))
         if data is None:
             return None
         timestamp, value = ts_codec.decode(data)
@@ -51,19 +54,24 @@ class TypedStore:
 
     def put(self, key: Any, value: Any, timestamp: int | None = None) -> None:
         """Store ``value`` (None deletes, as a tombstone does); a timestamped store needs its ``timestamp``."""
-        key_bytes = self.key_serde.serialize(key)
+        key_bytes = self._key_bytes(key)
         if value is None:
             self.cache.delete(key_bytes)
             return
-        data = self.value_serde.serialize(value)
         if self.timestamped:
             if timestamp is None:
                 raise StateStoreError(f"store {self.name} keeps a timestamp per value: pass put(key, value, timestamp)")
-            data = ts_codec.encode(timestamp, data)
-        self.cache.put(key_bytes, data)
+            what = f"value of store {self.name!r}"
+            self.cache.put(key_bytes, ts_codec.encode(timestamp, serialize_required(self.value_serde, value, what)))
+            return
+        data = self.value_serde.serialize(value)
+        if data is None:  # the serde's own tombstone
+            self.cache.delete(key_bytes)
+        else:
+            self.cache.put(key_bytes, data)
 
     def delete(self, key: Any) -> None:
-        self.cache.delete(self.key_serde.serialize(key))
+        self.cache.delete(self._key_bytes(key))
 
     def range(self, start: Any = None, end: Any = None, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
         """Entries with ``start <= key < end`` (None: unbounded), in serialized-key order."""
@@ -77,7 +85,7 @@ class TypedStore:
         return dict(self.range())
 
     def __contains__(self, key: Any) -> bool:
-        return self.cache.get(self.key_serde.serialize(key)) is not None
+        return self.cache.get(self._key_bytes(key)) is not None
 
 
 class TimestampedValueSerde:
