@@ -9,12 +9,13 @@ timestamp of the window's latest record.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any, Callable
 
 from streamer.processors.change import Change
 from streamer.processors.window_base import WindowedProcessor, trigger_context
 from streamer.record import Record
-from streamer.serde import Serde
+from streamer.serde import Serde, deserialize_many, serialize_many
 from streamer.state.time_ordered_buffer import TimeOrderedBuffer
 from streamer.state.timestamped import decode, encode
 from streamer.state.window_store import WindowStore
@@ -59,86 +60,133 @@ class WindowAggregate(WindowedProcessor):
         if self.buffer_name is not None:
             self.finals = TimeOrderedBuffer(context.get_store(self.buffer_name))
 
-    def _entry(self, key: bytes, start: int) -> Entry | None:
-        slot = (key, start)
-        if slot in self._pending:
-            return self._pending[slot]
-        data = self.store.get(key, start)
-        if data is None:
-            return None
-        timestamp, value = decode(data)
-        return self.value_serde.deserialize(value), timestamp
-
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
         emit = out.append
         self.input_arrived()
         finals = self.finals
         size, grace = self.windows.size_ms, self.windows.grace_ms
-        window_starts = self.windows.window_starts
         initializer, aggregator = self.initializer, self.aggregator
         pending = self._pending
+        keys = self.encoded_keys(records)
+        window_starts = self.windows.window_starts
+        starts = [() if key is None else window_starts(record.timestamp) for record, key in zip(records, keys)]
+        loaded = self._load(keys, starts)
+        #: windows this batch created, for the buffer of windows waiting to close
+        created_windows: list[tuple[int, bytes, bytes]] = []
+        #: stream time after each record that advanced it, and that record (emit-on-close)
+        advances: list[int] = []
+        triggers: list[Record] = []
+        observed = self.observed_time
         try:
-            for record, key in zip(records, self.encoded_keys(records)):
+            for record, key, record_starts in zip(records, keys, starts):
                 if key is None:
                     continue
                 timestamp = record.timestamp
-                if timestamp > self.observed_time:
-                    self.observed_time = timestamp
+                if timestamp > observed:
+                    self.observed_time = observed = timestamp
                     if finals is not None:
-                        out.extend(self.emit_closed(record))
-                close_time = self.observed_time - grace
+                        advances.append(timestamp)
+                        triggers.append(record)
+                close_time = observed - grace
                 updated = False
-                for start in window_starts(timestamp):
+                for start in record_starts:
                     if start + size <= close_time:
                         continue
                     updated = True
+                    slot = (key, start)
                     try:
-                        entry = self._entry(key, start)
+                        entry = pending[slot] if slot in pending else loaded.get(slot)
                         created = entry is None or entry[0] is None
                         if created:
                             old, new_time = initializer(), timestamp
                         else:
-                            old, new_time = entry[0], max(timestamp, entry[1])  # type: ignore[index]
+                            old, new_time = entry  # type: ignore[misc]
+                            if timestamp > new_time:
+                                new_time = timestamp
                         new = aggregator(record.key, record.value, old)
                     except Exception as error:
                         self.context.record_error(self.name, record, error)
                         break
-                    pending[(key, start)] = (new, new_time)
+                    pending[slot] = (new, new_time)
                     if finals is None:
                         emit(Record(Windowed(record.key, start, start + size), Change(new, old), new_time,
                                     record.headers, record.offset))
                     elif created:
-                        finals.put(start, key, b"")
+                        created_windows.append((start, key, b""))
                 if not updated:
                     self.context.record_dropped(
                         self.name, record,
-                        f"late: every window of timestamp {timestamp} closed (stream time {self.observed_time}, "
+                        f"late: every window of timestamp {timestamp} closed (stream time {observed}, "
                         f"window size {size} ms, grace {grace} ms)",
                     )
+            if finals is not None:
+                finals.put_many(created_windows)
+                out = self._finals(advances, triggers)
         finally:
             self._flush()
             self.save_time()
         return out
 
+    def _load(self, keys: list[bytes | None], starts: list[range | tuple[()]]) -> dict[tuple[bytes, int], Entry]:
+        """The stored entries of the windows a batch may update (``starts`` of each record's key), read in
+        one pass. Windows already closed when the batch starts stay closed through it, so they are not read.
+        """
+        pending = self._pending
+        low = self.observed_time - self.windows.grace_ms - self.windows.size_ms
+        wanted: dict[tuple[bytes, int], None] = {}
+        for key, record_starts in zip(keys, starts):
+            for start in record_starts:
+                if start > low and (key, start) not in pending:
+                    wanted[(key, start)] = None  # type: ignore[index]
+        return self._stored(list(wanted))
+
+    def _stored(self, slots: list[tuple[bytes, int]]) -> dict[tuple[bytes, int], Entry]:
+        """The store's entries of the windows that have one, their values deserialized in one call."""
+        found = [(slot, decode(data)) for slot, data in zip(slots, self.store.get_many(slots)) if data is not None]
+        values = deserialize_many(self.value_serde, [data for _, (_, data) in found])
+        return {slot: (value, timestamp) for (slot, (timestamp, _)), value in zip(found, values)}
+
     def _flush(self) -> None:
-        store, dump = self.store, self.value_serde.serialize
-        for (key, start), (value, timestamp) in self._pending.items():
-            store.put(key, start, None if value is None else encode(timestamp, dump(value) or b""))
-        self._pending.clear()
+        """The batch's windows reach the store once each, their values serialized in one call."""
+        pending = self._pending
+        values = serialize_many(self.value_serde, [value for value, _ in pending.values()])
+        self.store.put_many([
+            (key, start, None if value is None else encode(timestamp, data or b""))
+            for ((key, start), (value, timestamp)), data in zip(pending.items(), values)
+        ])
+        pending.clear()
 
     def emit_closed(self, trigger: Record | None) -> list[Record]:
         """Windows whose end plus grace is at or before stream time, oldest start first."""
-        if self.finals is None:
+        return self._finals([self.observed_time], [trigger])
+
+    def _finals(self, advances: list[int], triggers: list[Record | None]) -> list[Record]:
+        """Final results of the windows closed at the last of ``advances``, the stream times a batch
+        reached (rising), each with the context of the trigger that first reached its close.
+
+        One eviction per batch gives what one per advance would: a window closes at the first
+        advance past its end plus grace, and windows leave the buffer by start, so by close.
+        """
+        if self.finals is None or not advances:
             return []
-        size = self.windows.size_ms
-        due = self.finals.evict(self.observed_time - self.windows.grace_ms - size)
-        headers, offset = trigger_context(trigger)
-        load_key = self.key_serde.deserialize
+        size, grace = self.windows.size_ms, self.windows.grace_ms
+        due = self.finals.evict(advances[-1] - grace - size)
+        if not due:
+            return []
+        pending = self._pending
+        stored = self._stored([(key, start) for start, key, _ in due if (key, start) not in pending])
+        keys = deserialize_many(self.key_serde, [key for _, key, _ in due])
         out: list[Record] = []
-        for start, key, _ in due:
-            entry = self._entry(key, start)
+        at = 0
+        headers, offset = trigger_context(triggers[0])
+        for (start, key_bytes, _), key in zip(due, keys):
+            close = start + size + grace
+            if advances[at] < close:
+                at = bisect_left(advances, close, at)
+                headers, offset = trigger_context(triggers[at])
+            slot = (key_bytes, start)
+            entry = pending[slot] if slot in pending else stored.get(slot)
             if entry is not None and entry[0] is not None:
-                out.append(Record(Windowed(load_key(key), start, start + size), Change(entry[0], None), entry[1],
-                                  headers, offset))
+                out.append(Record(Windowed(key, start, start + size), Change(entry[0], None), entry[1], headers, offset))
         return out

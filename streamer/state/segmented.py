@@ -40,6 +40,8 @@ NO_TIME = -1
 MAX_TIME = 2**63 - 1
 #: Segments span at least this long, as Kafka Streams' default windowed stores.
 MIN_SEGMENT_INTERVAL_MS = 60_000
+#: Segment prefixes remembered at most (live segments are 2 or 3; restores and re-layouts see more).
+_PREFIXES_KEPT = 64
 
 
 def segment_interval(retention_ms: int) -> int:
@@ -68,6 +70,10 @@ class SegmentedStore(KeyValueStore):
         self.retention_ms = retention_ms
         self.time_offset = time_offset
         self.interval = segment_interval(retention_ms)
+        #: Where a logical key's time sits (a slice: one step per key on the hot paths).
+        self._time_slice = slice(-time_offset, -time_offset + 8 or None)
+        #: Segment id -> its physical key prefix, for the segments lately written or read.
+        self._prefixes: dict[int, bytes] = {}
         self._load()
 
     def _load(self) -> None:
@@ -91,11 +97,19 @@ class SegmentedStore(KeyValueStore):
 
     def time_of(self, key: bytes) -> int:
         """The time a logical key is segmented by."""
-        offset = self.time_offset
-        return int.from_bytes(key[-offset:len(key) - offset + 8], "big", signed=True)
+        return int.from_bytes(key[self._time_slice], "big", signed=True)
 
     def _physical(self, key: bytes) -> bytes:
-        return _DATA + (self.time_of(key) // self.interval).to_bytes(8, "big") + key
+        return self._prefix(self.time_of(key) // self.interval) + key
+
+    def _prefix(self, segment: int) -> bytes:
+        prefixes = self._prefixes
+        prefix = prefixes.get(segment)
+        if prefix is None:
+            if len(prefixes) > _PREFIXES_KEPT:
+                prefixes.clear()
+            prefix = prefixes[segment] = _DATA + segment.to_bytes(8, "big")
+        return prefix
 
     # -- observed time, committed and not --------------------------------------------
 
@@ -126,6 +140,11 @@ class SegmentedStore(KeyValueStore):
 
     def get(self, key: bytes) -> bytes | None:
         return self.inner.get(self._physical(key))
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """``get`` of each logical key (for a write cache's ``get_many``)."""
+        get, time_slice, interval, prefix = self.inner.get, self._time_slice, self.interval, self._prefix
+        return [get(prefix(int.from_bytes(key[time_slice], "big", signed=True) // interval) + key) for key in keys]
 
     def scan(self, start: bytes | None, end: bytes | None, reverse: bool = False,
              time_from: int = 0, time_to: int = MAX_TIME) -> Iterator[tuple[bytes, bytes]]:
@@ -171,19 +190,16 @@ class SegmentedStore(KeyValueStore):
         if drop_ranges:
             raise StateStoreError(f"store {self.name} drops its expired segments itself; "
                                   "write windows and sessions through their stores")
-        interval = self.interval
-        time_of = self.time_of
+        interval, time_slice, prefix = self.interval, self._time_slice, self._prefix
         observed = self.observed_time
         staged: list[tuple[int, bytes, bytes | None]] = []
         for key, value in entries:
-            time = time_of(key)
+            time = int.from_bytes(key[time_slice], "big", signed=True)
             if time > observed:
                 observed = time
             staged.append((time // interval, key, value))
         live = max(observed - self.retention_ms, 0) // interval
-        physical: list[Entry] = [
-            (_DATA + segment.to_bytes(8, "big") + key, value) for segment, key, value in staged if segment >= live
-        ]
+        physical: list[Entry] = [(prefix(segment) + key, value) for segment, key, value in staged if segment >= live]
         physical.append((_OBSERVED_KEY, time_bytes(observed)))
         physical.append((_INTERVAL_KEY, interval.to_bytes(8, "big")))
         drops = [(_DATA, _DATA + live.to_bytes(8, "big"))] if live > self._dropped_below else []

@@ -49,6 +49,24 @@ class TimeOrderedBuffer:
         if self._min_known and (self._min is None or time < self._min):
             self._min = time
 
+    def put_many(self, entries: list[tuple[int, bytes, bytes]]) -> None:
+        """``put`` of each ``(time, key, value)``, the bookkeeping updated once for them all."""
+        if not entries:
+            return
+        low_time = min(time for time, _, _ in entries)
+        if low_time < 0:
+            raise StateStoreError(f"buffer {self.name}: time {low_time} is negative; "
+                                  "times are epoch milliseconds >= 0")
+        self._sync()
+        put = self._cache.put
+        logicals = [time_bytes(time) + key for time, key, _ in entries]
+        for logical, (_, _, value) in zip(logicals, entries):
+            put(logical, value)
+        if self._floor is not None:
+            self._floor = min(self._floor, min(logicals))
+        if self._min_known and (self._min is None or low_time < self._min):
+            self._min = low_time
+
     def delete(self, time: int, key: bytes) -> None:
         self._sync()
         self._cache.delete(time_bytes(time) + key)

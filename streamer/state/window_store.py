@@ -85,6 +85,45 @@ class WindowStore:
         else:
             self._cache.put(logical, value)
 
+    def put_many(self, windows: list[tuple[bytes, int, bytes | None]]) -> None:
+        """``put`` of each ``(key, start, value)`` in order, with the observed time noted once.
+
+        What a windowed aggregation writes at a batch's end: each window expires against
+        the highest start put before it (or by it), as with one ``put`` after another.
+        """
+        if self.retain_duplicates:
+            for key, start, value in windows:
+                self.put(key, start, value)
+            return
+        cache, retention = self._cache, self.retention_ms
+        first = observed = self._segments.current_time(cache.discards)
+        try:
+            for key, start, value in windows:
+                if start < 0:
+                    raise StateStoreError(f"window store {self.name}: window start {start} is negative; "
+                                          "window times are epoch milliseconds >= 0")
+                if start > observed:
+                    observed = start
+                if start <= observed - retention:
+                    continue
+                if value is None:
+                    cache.delete(key + time_bytes(start))
+                else:
+                    cache.put(key + time_bytes(start), value)
+        finally:
+            if observed != first:
+                self._segments.observe(observed, cache.discards)
+
+    def get_many(self, windows: list[tuple[bytes, int]]) -> list[bytes | None]:
+        """``get`` of each ``(key, start)``, the live time range found once for them all."""
+        if self.retain_duplicates:
+            raise StateStoreError(f"window store {self.name} retains duplicates, so a window has several "
+                                  "values: read them with fetch(key, start, start)")
+        live = self._live_from()
+        wanted = [key + time_bytes(start) for key, start in windows if start >= live]
+        found = iter(self._cache.get_many(wanted, self._segments.get_many))
+        return [None if start < live else next(found) for _, start in windows]
+
     def get(self, key: bytes, start: int) -> bytes | None:
         """The value of one window, or None (also when it expired)."""
         if self.retain_duplicates:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from streamer.state.store import Entry, KeyValueStore, prefix_end
 
@@ -53,6 +53,21 @@ class WriteCache:
         if key in dirty:
             return dirty[key]
         return self.store.get(key)
+
+    def get_many(self, keys: list[bytes],
+                 load: Callable[[list[bytes]], list[bytes | None]] | None = None) -> list[bytes | None]:
+        """``get`` of each key; ``load`` reads the keys that are not dirty from the store in one call
+        (by default one ``get`` each)."""
+        dirty = self._dirty
+        missing = [key for key in keys if key not in dirty]
+        if not missing:
+            return [dirty[key] for key in keys]
+        stored = dict(zip(missing, (load or self._load_each)(missing)))
+        return [dirty[key] if key in dirty else stored[key] for key in keys]
+
+    def _load_each(self, keys: list[bytes]) -> list[bytes | None]:
+        get = self.store.get
+        return [get(key) for key in keys]
 
     def put(self, key: bytes, value: bytes) -> None:
         dirty = self._dirty
