@@ -7,6 +7,9 @@ value's ``ts``) rise evenly from a fixed, window-aligned base so that the input 
 order, so no record is late. What the workloads need to know about the data (how many pass
 the filter, how often each key occurs, per window too) is tallied while producing, so
 checking a contender's output needs no second pass over the input.
+
+The enrich workload's table holds one JSON row per key (``table_row``), in a topic of its
+own keyed and partitioned like the input, every row stamped before the first input record.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.contenders.spec import WINDOW_MS, keep, windowed_key
+from benchmarks.contenders.spec import TABLE_FIELD, WINDOW_MS, keep, windowed_key
 from streamer.partitioner import default_partition
 
 VALUE_BYTES = 100
@@ -34,6 +37,13 @@ BASE_TIMESTAMP_MS = 1_700_000_000_000
 SPAN_WINDOWS = 100
 #: Settings of the topics the harness creates (input, outputs): the old timestamps stay readable.
 TOPIC_CONFIGS = {"retention.ms": "-1"}
+#: The enrich workload's table topic: compacted, as a table's topic is (and old timestamps kept).
+TABLE_TOPIC_CONFIGS = {"cleanup.policy": "compact", "retention.ms": "-1"}
+#: Every table row's timestamp: a minute before the first input record, so every contender
+#: that reads its inputs in timestamp order (Kafka Streams, streamer, Quix) reads the table first.
+TABLE_TIMESTAMP_MS = BASE_TIMESTAMP_MS - 60_000
+TIERS = ("bronze", "silver", "gold", "platinum")
+REGIONS = ("eu-west", "eu-north", "us-east", "us-west", "ap-south")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,14 @@ class Dataset:
     record_keys: array[int] = field(default_factory=lambda: array("I"))
     #: The highest timestamp of each partition: its stream time once the input is consumed.
     stream_time: dict[int, int] = field(default_factory=dict)
+    #: The enrich workload's table topic, once loaded (``preload_table``).
+    table_topic: str | None = None
+
+    @functools.cached_property
+    def last_ids(self) -> dict[bytes, int]:
+        """The ``id`` of each key's last input record: its last enriched output's, as order per key holds."""
+        last = {index: number for number, index in enumerate(self.record_keys)}
+        return {key_name(index): number for index, number in last.items()}
 
     @functools.cached_property
     def window_counts(self) -> dict[bytes, int]:
@@ -108,25 +126,23 @@ def records(spec: DataSpec) -> Iterator[tuple[int, bytes, bytes, dict[str, objec
         yield index, key, orjson.dumps(value), value
 
 
+def table_row(index: int) -> dict[str, object]:
+    """Key ``index``'s row of the enrich workload's table, always the same."""
+    return {"user": key_name(index).decode(), TABLE_FIELD: TIERS[index * 7919 % len(TIERS)],
+            "region": REGIONS[index % len(REGIONS)], "since": 2000 + index % 25}
+
+
 async def preload(bootstrap: str, topic: str, spec: DataSpec) -> Dataset:
     """Produce the whole data set into ``topic`` (which must exist) and wait for every ack."""
     data = Dataset(spec=spec, topic=topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
-                                max_batch_size=512 * 1024, max_request_size=1_000_000)
-    await producer.start()
-    try:
-        partition_of: dict[bytes, int] = {}
-        batches = [producer.create_batch() for _ in range(spec.partitions)]
-        acks: list[asyncio.Future[object]] = []
+    partition_of: dict[bytes, int] = {}
+
+    def tallied() -> Iterator[tuple[int, bytes, bytes, int]]:
         for number, (index, key, encoded, value) in enumerate(records(spec)):
             partition = partition_of.get(key)
             if partition is None:
                 partition = partition_of[key] = default_partition(key, spec.partitions)
             timestamp = timestamp_ms(spec, number)
-            if batches[partition].append(key=key, value=encoded, timestamp=timestamp) is None:
-                acks.append(await producer.send_batch(batches[partition], topic, partition=partition))
-                batches[partition] = producer.create_batch()
-                batches[partition].append(key=key, value=encoded, timestamp=timestamp)
             data.key_counts[key] += 1
             data.record_keys.append(index)
             data.stream_time[partition] = timestamp  # rising, so the last is the highest
@@ -134,10 +150,45 @@ async def preload(bootstrap: str, topic: str, spec: DataSpec) -> Dataset:
             if keep(value):
                 data.kept += 1
                 data.kept_keys.add(key)
+            yield partition, key, encoded, timestamp
+
+    await _produce(bootstrap, topic, spec.partitions, tallied())
+    return data
+
+
+async def preload_table(bootstrap: str, data: Dataset, topic: str) -> None:
+    """Produce one row per key into the table topic ``topic`` (which must exist), all older than the input.
+
+    Keyed and partitioned like the input, so the table is co-partitioned with it.
+    """
+    spec = data.spec
+
+    def rows() -> Iterator[tuple[int, bytes, bytes, int]]:
+        for index in range(spec.keys):
+            key = key_name(index)
+            yield default_partition(key, spec.partitions), key, orjson.dumps(table_row(index)), TABLE_TIMESTAMP_MS
+
+    await _produce(bootstrap, topic, spec.partitions, rows())
+    data.table_topic = topic
+
+
+async def _produce(bootstrap: str, topic: str, partitions: int,
+                   rows: Iterator[tuple[int, bytes, bytes, int]]) -> None:
+    """Send ``(partition, key, value, timestamp)`` rows in full per-partition batches; wait for every ack."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
+                                max_batch_size=512 * 1024, max_request_size=1_000_000)
+    await producer.start()
+    try:
+        batches = [producer.create_batch() for _ in range(partitions)]
+        acks: list[asyncio.Future[object]] = []
+        for partition, key, encoded, timestamp in rows:
+            if batches[partition].append(key=key, value=encoded, timestamp=timestamp) is None:
+                acks.append(await producer.send_batch(batches[partition], topic, partition=partition))
+                batches[partition] = producer.create_batch()
+                batches[partition].append(key=key, value=encoded, timestamp=timestamp)
         for partition, batch in enumerate(batches):
             if batch.record_count():
                 acks.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*acks)
     finally:
         await producer.stop()
-    return data

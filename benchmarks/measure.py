@@ -4,6 +4,9 @@ The clock starts when the contender's process is started and stops when the harn
 reading the output topic with ``read_committed`` from the beginning, has seen the expected
 number of records: start-up, group join, processing and (under exactly-once) the commit
 that makes the last record visible are all inside the figure, as a user would wait for them.
+A workload with ``clock_from_first_output`` (enrich: the table must be loaded first) starts
+the clock, and the CPU count, at the first visible output instead, and leaves the outputs
+seen by then out of the rate (unless they were all of them: then it counts from the start).
 Each run gets fresh topics and state, named after a unique application id, deleted after.
 """
 
@@ -77,7 +80,8 @@ async def timed_run(ctx: RunContext, contender: Contender, workload: Workload, g
     app_id = f"bench-{ctx.session}-{contender.name}-{workload.name}-{short}-r{run}"
     partitions = ctx.data.spec.partitions
     state_dir = tempfile.mkdtemp(prefix=f"{app_id}-")
-    spec = AppSpec(bootstrap=ctx.bootstrap, input=ctx.data.topic, output=f"{app_id}-output", app_id=app_id,
+    spec = AppSpec(bootstrap=ctx.bootstrap, input=ctx.data.topic, output=f"{app_id}-output",
+                   table=ctx.data.table_topic or AppSpec.table, app_id=app_id,
                    workload=workload.name, guarantee=guarantee, state_dir=state_dir, partitions=partitions,
                    commit_interval_ms=ctx.commit_interval_ms[guarantee])
     result = RunResult(contender.name, workload.name, guarantee, run, "failed", workload.expected_outputs(ctx.data))
@@ -96,7 +100,7 @@ async def timed_run(ctx: RunContext, contender: Contender, workload: Workload, g
         log_path = ctx.logs / f"{app_id}.log"
         process = ContenderProcess(contender.argv(spec), env, REPO, log_path)
         result.log_path = str(log_path)
-        await _wait_for_outputs(ctx, consumer, process, result, last)
+        await _wait_for_outputs(ctx, consumer, process, result, last, workload.clock_from_first_output)
     finally:
         if process is not None:
             result.exit_code = await asyncio.to_thread(process.stop, ctx.stop_grace_s)
@@ -114,9 +118,10 @@ async def timed_run(ctx: RunContext, contender: Contender, workload: Workload, g
 
 
 async def _wait_for_outputs(ctx: RunContext, consumer: AIOKafkaConsumer, process: ContenderProcess,
-                            result: RunResult, last: dict[bytes | None, bytes | None]) -> None:
-    started = process.started
-    next_sample = started
+                            result: RunResult, last: dict[bytes | None, bytes | None],
+                            from_first_output: bool) -> None:
+    clock = _Clock(process, result.expected, ctx.data.spec.records)
+    next_sample = clock.started
     while result.outputs < result.expected:
         fetched = await consumer.getmany(timeout_ms=100)
         now = time.perf_counter()
@@ -125,7 +130,9 @@ async def _wait_for_outputs(ctx: RunContext, consumer: AIOKafkaConsumer, process
             for record in records:
                 last[record.key] = record.value
         if result.first_output_s is None and result.outputs:
-            result.first_output_s = round(now - started, 3)
+            result.first_output_s = round(now - clock.started, 3)
+            if from_first_output:
+                clock.restart(now, result.outputs)
         if now >= next_sample:
             process.sample()
             next_sample = now + SAMPLE_EVERY_S
@@ -135,26 +142,40 @@ async def _wait_for_outputs(ctx: RunContext, consumer: AIOKafkaConsumer, process
             result.error = (f"exited with code {process.popen.returncode} "
                             f"after {result.outputs}/{result.expected} outputs")
             return
-        if now - started > ctx.timeout_s:
+        if now - process.started > ctx.timeout_s:
             result.status = "timeout"
-            result.elapsed_s = round(now - started, 3)
             result.error = f"timed out after {ctx.timeout_s:.0f}s with {result.outputs}/{result.expected} outputs"
-            # The pace so far, for the report: input records equivalent to the outputs seen.
-            done = ctx.data.spec.records * result.outputs / result.expected
-            result.records_per_s = round(done / (now - started), 1)
-            _note_cpu(process, result, done)
+            clock.note(result, now)  # the pace so far, for the report
             return
-    elapsed = time.perf_counter() - started
-    result.status, result.elapsed_s = "ok", round(elapsed, 3)
-    result.records_per_s = round(ctx.data.spec.records / elapsed, 1)
-    _note_cpu(process, result, ctx.data.spec.records)
+    result.status = "ok"
+    clock.note(result, time.perf_counter())
 
 
-def _note_cpu(process: ContenderProcess, result: RunResult, records: float) -> None:
-    """CPU time so far per input record done: start-up included, the clean stop not."""
-    process.sample()
-    if process.cpu and records:
-        result.cpu_us_per_record = round(process.cpu_s / records * 1e6, 2)
+class _Clock:
+    """Where a run's figures count from: the process start, or the first visible output."""
+
+    def __init__(self, process: ContenderProcess, expected: int, records: int) -> None:
+        self.process, self.expected, self.records = process, expected, records
+        self.started = process.started
+        self.cpu_before = 0.0
+        self.outputs_before = 0
+
+    def restart(self, now: float, outputs: int) -> None:
+        """Count from now on; not if every output came at once (too short a run to time that way)."""
+        if outputs >= self.expected:
+            return
+        self.process.sample()
+        self.started, self.cpu_before, self.outputs_before = now, self.process.cpu_s, outputs
+
+    def note(self, result: RunResult, now: float) -> None:
+        """Elapsed time, rate and CPU per record: input records equivalent to the outputs counted."""
+        elapsed = now - self.started
+        done = self.records * (min(result.outputs, self.expected) - self.outputs_before) / self.expected
+        result.elapsed_s = round(elapsed, 3)
+        result.records_per_s = round(done / elapsed, 1) if elapsed > 0 else None
+        self.process.sample()
+        if self.process.cpu and done:
+            result.cpu_us_per_record = round((self.process.cpu_s - self.cpu_before) / done * 1e6, 2)
 
 
 async def wait_until_ready(admin: AIOKafkaAdminClient, topic: str, partitions: int, timeout_s: float = 30) -> None:

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.run [--records N] [--partitions P] [--keys K] [--runs R]
         [--contenders ceiling,streamer,quix,faust,kafka-streams]
-        [--workloads stateless,count,windowed-update,windowed-close]
+        [--workloads stateless,count,windowed-update,windowed-close,enrich]
         [--guarantees at_least_once,exactly_once] [--json out.json] [--bootstrap HOST:PORT]
 
 Uses the broker at --bootstrap or $STREAMER_BENCH_BOOTSTRAP, else starts the project's dev
@@ -31,7 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from benchmarks.cache import Unavailable
 from benchmarks.contenders.spec import GUARANTEES
-from benchmarks.dataset import TOPIC_CONFIGS, DataSpec, preload
+from benchmarks.dataset import TABLE_TOPIC_CONFIGS, TOPIC_CONFIGS, DataSpec, preload, preload_table
 from benchmarks.lineup import REPO, Contender, lineup
 from benchmarks.measure import RunContext, RunResult, timed_run, wait_until_ready
 from benchmarks.report import Row, machine, rows_json, summarize, table, targets, targets_table
@@ -139,15 +139,23 @@ async def run_all(args: argparse.Namespace, bootstrap: str, contenders: list[Con
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     data_spec = DataSpec(records=args.records, partitions=args.partitions, keys=args.keys)
-    topic = f"bench-{session}-input"
+    topic, table_topic = f"bench-{session}-input", f"bench-{session}-table"
+    needs_table = any(WORKLOADS[w].needs_table for w in args.workloads)
     results: list[RunResult] = []
+    topics = [NewTopic(topic, args.partitions, 1, topic_configs=TOPIC_CONFIGS)]
+    if needs_table:  # co-partitioned with the input: same partition count, same keys
+        topics.append(NewTopic(table_topic, args.partitions, 1, topic_configs=TABLE_TOPIC_CONFIGS))
     try:
-        await admin.create_topics([NewTopic(topic, args.partitions, 1, topic_configs=TOPIC_CONFIGS)])
+        await admin.create_topics(topics)
         await wait_until_ready(admin, topic, args.partitions)
         began = time.monotonic()
         data = await preload(bootstrap, topic, data_spec)
         print(f"loaded {args.records:,} records ({data.value_bytes / 1e6:.0f} MB of values, {args.keys:,} keys, "
               f"{args.partitions} partitions) in {time.monotonic() - began:.1f}s", flush=True)
+        if needs_table:
+            await wait_until_ready(admin, table_topic, args.partitions)
+            await preload_table(bootstrap, data, table_topic)
+            print(f"loaded the table: {args.keys:,} rows, one per key", flush=True)
         intervals = {g: args.commit_interval_ms or COMMIT_INTERVAL_MS[g] for g in GUARANTEES}
         ctx = RunContext(bootstrap, data, session, logs, args.timeout, intervals, admin)
         for round_ in range(args.runs):
@@ -163,7 +171,7 @@ async def run_all(args: argparse.Namespace, bootstrap: str, contenders: list[Con
                             print("  " + _progress(result), flush=True)
     finally:
         with contextlib.suppress(Exception):
-            await admin.delete_topics([topic])
+            await admin.delete_topics([t.name for t in topics])
         await admin.close()
     return results
 

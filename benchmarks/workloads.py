@@ -5,8 +5,8 @@ To add one (a stream-table join, say): subclass ``Workload``, register it in
 a function in ``contenders/streamer_app.py``, ``-`` spelled ``_``; the others branch on ``BENCH_WORKLOAD``).
 A contender that does not implement a workload leaves its name out of its ``workloads``
 in ``benchmarks/lineup.py`` and is reported as "not applicable", not failed.
-Extra inputs (the table side of a join) would be loaded by ``Workload.extra_inputs`` -
-a hook to add when the first workload needs it.
+A workload with ``needs_table`` gets the table topic (``benchmarks/dataset.py``
+``preload_table``) loaded once beside the input, before any run.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import orjson
 
-from benchmarks.contenders.spec import keep
-from benchmarks.dataset import Dataset
+from benchmarks.contenders.spec import TABLE_FIELD, keep
+from benchmarks.dataset import Dataset, table_row
 
 
 class Workload:
@@ -24,6 +24,10 @@ class Workload:
 
     name = ""
     summary = ""
+    #: Joins the input with the table topic, loaded once before any run.
+    needs_table = False
+    #: Time from the first visible output instead of the process start (see ``Enrich``).
+    clock_from_first_output = False
 
     def expected_outputs(self, data: Dataset) -> int:
         """How many output records a correct run produces (the harness waits for this many)."""
@@ -113,6 +117,39 @@ class WindowedClose(WindowedCount):
         return data.closed_window_counts
 
 
+class Enrich(Workload):
+    """Each record joined with its key's row of a 10k-key table (stream-table inner join).
+
+    Every contender reads the whole table before the records it enriches: the ceiling reads
+    the table topic to its end first, the others read their inputs in timestamp order and
+    every row is older than the first record. The clock starts at the first visible output,
+    which needs the table loaded, so loading it is outside the figure (and the outputs seen
+    by then are left out of the rate). Checked: every key's last output is its last input
+    record (``id``) carrying its row's field.
+    """
+
+    name = "enrich"
+    summary = "join each record with its key's row of a 10k-key table, add the row's field, write JSON"
+    needs_table = True
+    clock_from_first_output = True
+
+    def expected_outputs(self, data: Dataset) -> int:
+        return data.spec.records
+
+    def check(self, data: Dataset, last: Mapping[bytes | None, bytes | None]) -> str | None:
+        if set(last) != set(data.key_counts):
+            return f"outputs cover {len(last)} keys, expected {len(data.key_counts)}"
+        for key in data.key_counts:
+            raw = last[key]
+            value = orjson.loads(raw or b"null")
+            wanted = table_row(int(key.rpartition(b"-")[2]))[TABLE_FIELD]
+            if (not isinstance(value, dict) or value.get("user") != key.decode()
+                    or value.get("id") != data.last_ids[key] or value.get(TABLE_FIELD) != wanted):
+                return (f"last output for key {key!r} should be record {data.last_ids[key]} with "
+                        f"{TABLE_FIELD}={wanted!r}: {(raw or b'')[:160]!r}")
+        return None
+
+
 def _as_int(raw: bytes | None) -> int | None:
     try:
         value = orjson.loads(raw) if raw is not None else None
@@ -121,4 +158,5 @@ def _as_int(raw: bytes | None) -> int | None:
     return value if isinstance(value, int) else None
 
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (Stateless(), Count(), WindowedUpdate(), WindowedClose())}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (Stateless(), Count(), WindowedUpdate(), WindowedClose(),
+                                                       Enrich())}

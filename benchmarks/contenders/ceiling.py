@@ -8,7 +8,8 @@ partition taken from the input partition (both topics have the same partition co
 counts in a plain dict with a changelog topic beside it. The windowed counts keep one dict
 per open window and partition, advance stream time per record, drop a window once stream
 time reaches its end (emitting its final counts, on close) and a record whose window has
-closed; per batch, like the rest. Offsets are committed every commit interval after the
+closed; per batch, like the rest. The enrich workload first reads the whole table topic
+into a dict (parsed rows by key), then joins each record with its key's row. Offsets are committed every commit interval after the
 produce acks (at-least-once), or inside one transaction per commit interval with the
 offsets sent to it (exactly-once).
 """
@@ -25,9 +26,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from benchmarks.contenders.spec import COUNT_STORE, WINDOW_MS, AppSpec, enrich, keep
+from benchmarks.contenders.spec import COUNT_STORE, WINDOW_MS, AppSpec, enrich, enrich_with, keep
 
 MAX_RECORDS = 10_000
+CONSUMER_OPTIONS = {"isolation_level": "read_committed", "max_partition_fetch_bytes": 4 * 1_048_576,
+                    "fetch_max_bytes": 32 * 1_048_576}
 #: Below the broker's default message.max.bytes (1 MiB) with room for the batch header.
 BATCH_BYTES = 512 * 1024
 #: A window store's changelog as Kafka Streams makes it: compacted, and deleted after a day.
@@ -69,12 +72,11 @@ class Ceiling:
         #: Per partition: the open windows' counts by window start, and the stream time.
         self.windows: dict[int, dict[int, dict[bytes, int]]] = {}
         self.stream_time: dict[int, int] = {}
+        self.table: dict[bytes | None, dict[str, object]] = {}
         self.stopping = asyncio.Event()
         options = {"bootstrap_servers": spec.bootstrap}
-        self.consumer = AIOKafkaConsumer(
-            spec.input, group_id=spec.app_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            isolation_level="read_committed", max_partition_fetch_bytes=4 * 1_048_576,
-            fetch_max_bytes=32 * 1_048_576, **options)
+        self.consumer = AIOKafkaConsumer(spec.input, group_id=spec.app_id, enable_auto_commit=False,
+                                         auto_offset_reset="earliest", **CONSUMER_OPTIONS, **options)
         self.producer = AIOKafkaProducer(
             acks="all", max_batch_size=BATCH_BYTES, linger_ms=0, enable_idempotence=spec.exactly_once,
             transactional_id=f"{spec.app_id}-ceiling" if spec.exactly_once else None, **options)
@@ -98,6 +100,12 @@ class Ceiling:
                 value = orjson.loads(record.value)
                 if keep(value):
                     out.append(record.key, orjson.dumps(enrich(value)))
+        elif workload == "enrich":
+            table = self.table
+            for record in records:
+                row = table.get(record.key)
+                if row is not None:  # an inner join
+                    out.append(record.key, orjson.dumps(enrich_with(orjson.loads(record.value), row)))
         elif workload == "count":
             self.count(records, out, log)
         else:
@@ -143,8 +151,33 @@ class Ceiling:
                 for key_bytes, count in closed.items():
                     out.append(b"%s@%d" % (key_bytes, start), b"%d" % count)
 
+    async def load_table(self) -> None:
+        """Read the table topic from its start to its end offsets into ``self.table``."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.spec.bootstrap, group_id=None, enable_auto_commit=False,
+                                    **CONSUMER_OPTIONS)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(self.spec.table, p) for p in range(self.spec.partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning()
+            ends = await consumer.end_offsets(partitions)
+            pending = {tp for tp, end in ends.items() if end > 0}
+            while pending:
+                for tp, records in (await consumer.getmany(*pending, timeout_ms=100)).items():
+                    for record in records:
+                        if record.value is None:
+                            self.table.pop(record.key, None)
+                        else:
+                            self.table[record.key] = orjson.loads(record.value)
+                    if records and records[-1].offset + 1 >= ends[tp]:
+                        pending.discard(tp)
+        finally:
+            await consumer.stop()
+
     async def run(self) -> None:
-        if self.spec.workload != "stateless":
+        if self.spec.workload == "enrich":
+            await self.load_table()
+        elif self.spec.workload != "stateless":
             await self.create_changelog()
         await self.producer.start()
         await self.consumer.start()

@@ -14,12 +14,16 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 ENV_PREFIX = "BENCH_"
-WORKLOADS = ("stateless", "count", "windowed-update", "windowed-close")
+WORKLOADS = ("stateless", "count", "windowed-update", "windowed-close", "enrich")
 GUARANTEES = ("at_least_once", "exactly_once")
 #: Name of the count store; peers name theirs alike so their changelogs are recognisable.
 COUNT_STORE = "counts"
 #: The windowed workloads' tumbling window (the Java app mirrors it), aligned to the epoch.
 WINDOW_MS = 10_000
+#: The enrich workload's table store; peers name theirs alike.
+TABLE_STORE = "users"
+#: The table rows' field the enrich workload copies into each record (the Java app mirrors it).
+TABLE_FIELD = "tier"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class AppSpec:
     bootstrap: str = "127.0.0.1:9092"
     input: str = "bench-input"
     output: str = "bench-output"
+    #: The enrich workload's table topic (keyed and partitioned like ``input``).
+    table: str = "bench-table"
     app_id: str = "bench"
     workload: str = "stateless"
     guarantee: str = "at_least_once"
@@ -67,6 +73,11 @@ def keep(value: Mapping[str, Any]) -> bool:
 def enrich(value: Mapping[str, Any]) -> dict[str, Any]:
     """The stateless workload's map_values: a new dict with one more field, as users write it."""
     return {**value, "flag": True}
+
+
+def enrich_with(value: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The enrich workload's joiner: a new dict, the record plus its key's table row's field."""
+    return {**value, TABLE_FIELD: row[TABLE_FIELD]}
 
 
 def windowed_key(key: str, start: int) -> str:

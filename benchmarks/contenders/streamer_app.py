@@ -3,15 +3,26 @@
     streamer run benchmarks.contenders.streamer_app:stateless --bootstrap-servers ... --application-id ...
     streamer run benchmarks.contenders.streamer_app:count ...
     streamer run benchmarks.contenders.streamer_app:windowed_update ...      (and windowed_close)
+    streamer run benchmarks.contenders.streamer_app:enrich ...
 
-Topic names come from BENCH_INPUT / BENCH_OUTPUT (set by the harness; defaults for runs by hand).
+Topic names come from BENCH_INPUT / BENCH_OUTPUT / BENCH_TABLE (set by the harness; defaults
+for runs by hand).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.contenders.spec import COUNT_STORE, WINDOW_MS, AppSpec, enrich, keep, windowed_key
+from benchmarks.contenders.spec import (
+    COUNT_STORE,
+    TABLE_STORE,
+    WINDOW_MS,
+    AppSpec,
+    enrich as flag,  # the stateless transform; ``enrich`` here is the join workload's entry point
+    enrich_with,
+    keep,
+    windowed_key,
+)
 from streamer import StreamsBuilder, Topology
 
 
@@ -21,7 +32,7 @@ def stateless() -> Topology:
     builder = StreamsBuilder()
     (builder.stream(spec.input, key_serde="str", value_serde="json")
         .filter(lambda _key, value: keep(value))
-        .map_values(enrich)
+        .map_values(flag)
         .to(spec.output, key_serde="str", value_serde="json"))
     return builder.build()
 
@@ -69,3 +80,14 @@ def _windowed_count(on_close: bool) -> Topology:
 def _window_key(key: Any, count: int) -> tuple[str, int]:
     """``Windowed`` key to the ``key@start`` string every contender writes."""
     return windowed_key(key.key, key.start), count
+
+
+def enrich() -> Topology:
+    """Each record joined with its key's row of the table (a stream-table inner join)."""
+    spec = AppSpec.from_env()
+    builder = StreamsBuilder()
+    table = builder.table(spec.table, key_serde="str", value_serde="json", name=TABLE_STORE)
+    (builder.stream(spec.input, key_serde="str", value_serde="json")
+        .join(table, enrich_with)
+        .to(spec.output, key_serde="str", value_serde="json"))
+    return builder.build()
