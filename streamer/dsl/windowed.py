@@ -84,7 +84,7 @@ def _count() -> tuple[Function, Function, Function | None]:
 
 def _reduce(reducer: Function) -> tuple[Function, Function, Function | None]:
     """Kafka Streams' reduce as an aggregate: no initial value, a window's first value is its aggregate."""
-    reducer = sync_function(reducer)  # type: ignore[assignment]
+    reducer = sync_function(reducer)
 
     def add(_key: Any, value: Any, aggregate: Any) -> Any:
         return value if aggregate is None else reducer(aggregate, value)

@@ -16,6 +16,7 @@ from streamer.processors.api import Processor, ProcessorContext
 
 _by_offset = attrgetter("offset")
 T = TypeVar("T")
+P = TypeVar("P", bound=Processor)
 
 
 class TaskGraph:
@@ -36,6 +37,14 @@ class TaskGraph:
 
     def index_of(self, name: str) -> int:
         return self._index[name]
+
+    def processor_as(self, index: int, kind: type[P]) -> P:
+        """The processor at ``index``, which the compiled topology places there as a ``kind`` (a source, a sink)."""
+        processor = self.processors[index]
+        if not isinstance(processor, kind):
+            found = type(processor).__name__
+            raise TopologyError(f"processor {processor.name!r} is a {found} where the topology needs a {kind.__name__}")
+        return processor
 
     def init(self, context: ProcessorContext) -> None:
         for processor in self.processors:

@@ -27,7 +27,7 @@ from streamer.topology.topology import SubTopology
 Offsets = dict[TopicPartition, tuple[int, str]]
 
 
-class StreamTask(TaskCore):
+class StreamTask(TaskCore[RecordCollector]):
     """Processes one partition of one sub-topology from the worker's fetches; see the module docstring."""
 
     def __init__(

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Generic, Mapping, Protocol, TypeVar
 
 from streamer.config import StreamerConfig
+from streamer.errors import TopologyError
 from streamer.processors.api import PunctuationType
 from streamer.processors.graph import TaskGraph
 from streamer.processors.punctuation import PunctuationSchedule
+from streamer.processors.source import Source
 from streamer.record import Record
 from streamer.runtime.context import TaskContext
 from streamer.runtime.error_handler import ErrorHandler
@@ -51,15 +53,21 @@ class Collector(Protocol):
     def partition_count(self, topic: str) -> int: ...
 
 
-class TaskCore:
-    """Processors, stream time, punctuation and error handling of one sub-topology partition."""
+C = TypeVar("C", bound=Collector)
+
+
+class TaskCore(Generic[C]):
+    """Processors, stream time, punctuation and error handling of one sub-topology partition.
+
+    Generic in its collector, whose commit-time methods each kind of task calls.
+    """
 
     def __init__(
         self,
         subtopology: SubTopology,
         partition: int,
         config: StreamerConfig,
-        collector: Collector,
+        collector: C,
         stores: TaskStores,
         clock: Clock = wall_clock_ms,
         global_stores: Mapping[str, WriteCache] | None = None,
@@ -101,6 +109,11 @@ class TaskCore:
             for topic in source.resolved_topics(self.application_id)
         }
         self._patterns = [(re.compile(s.pattern), position[s.node]) for s in subtopology.sources if s.pattern]
+        #: position -> the source processor there, which deserializes what the task is fed
+        self.source_processors = {
+            index: self.graph.processor_as(index, Source)
+            for index in {*self.sources.values(), *(index for _, index in self._patterns)}
+        }
         self.context = TaskContext(self)
         #: timestamp-ordered input queues, only for a task with several input partitions
         self.group: PartitionGroup[tuple[str, int]] | None = None
@@ -127,13 +140,19 @@ class TaskCore:
             return self.sources[topic]
         return next((index for pattern, index in self._patterns if pattern.fullmatch(topic)), None)
 
+    def _source_index(self, topic: str) -> int:
+        index = self.source_of(topic)
+        if index is None:
+            raise TopologyError(f"task {self.task_id} was fed topic {topic!r}, which none of its sources reads")
+        return index
+
     async def process(self, topic: str, partition: int, messages: list[Any]) -> None:
         """Run a fetched batch (items with key, value, timestamp, headers, offset) through the graph whole."""
-        index = self.source_of(topic)
+        index = self._source_index(topic)
         self._current = (topic, partition, messages)
         self._raw_by_offset = None
         try:
-            records, timestamps = self.graph.processors[index].deserialize(messages)
+            records, timestamps = self.source_processors[index].deserialize(messages)
             if records:
                 await self._run(index, records, timestamps)
         finally:
@@ -144,7 +163,7 @@ class TaskCore:
         self._current = (tp[0], tp[1], messages)
         self._raw_by_offset = None
         try:
-            return self.graph.processors[self.source_of(tp[0])].deserialize(messages)
+            return self.source_processors[self._source_index(tp[0])].deserialize(messages)
         finally:
             self._current = None
 
@@ -157,7 +176,7 @@ class TaskCore:
             self._current = (topic, partition, chosen.messages)
             self._raw_by_offset = None
             try:
-                await self._run(self.source_of(topic), chosen.records, chosen.timestamps)
+                await self._run(self._source_index(topic), chosen.records, chosen.timestamps)
             finally:
                 self._current = None
         return chosen

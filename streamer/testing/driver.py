@@ -126,7 +126,7 @@ class TopologyTestDriver:
                                         for row in rows])
             return
         task, index = self._input(topic)
-        source = task.graph.processors[index]
+        source = task.source_processors[index]
         encoded = [
             (_serialize(source.key_serde, row[0], "key", topic), _serialize(source.value_serde, row[1], "value", topic),
              *row[2:])
@@ -148,7 +148,7 @@ class TopologyTestDriver:
         for task in self._tasks:
             index = task.source_of(topic)
             if index is not None and topic not in self._readers:
-                self._serdes.add_source(topic, task.graph.processors[index])
+                self._serdes.add_source(topic, task.source_processors[index])
                 return task, index
         inputs = sorted(({t for task in self._tasks for t in task.sources} - set(self._readers)) | set(self._globals))
         patterns = [p for task in self._tasks for p in task.source_patterns]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from streamer.errors import StreamerError
+from streamer.processors.sink import Sink
 from streamer.processors.source import Source
 from streamer.record import Headers
 from streamer.serde import BYTES, Serde, SerdeLike, resolve_serde
@@ -43,7 +44,7 @@ class TopicSerdes:
         tasks = list(tasks)
         for task in tasks:
             for spec in task.subtopology.sinks:
-                sink = task.graph.processors[task.graph.index_of(spec.node)]
+                sink = task.graph.processor_as(task.graph.index_of(spec.node), Sink)
                 pair = (sink.key_serde, sink.value_serde)
                 topic = spec.resolved_topic(application_id)
                 if topic is None:
@@ -56,7 +57,7 @@ class TopicSerdes:
         self._fixed.setdefault(dead_letter_topic, (BYTES, BYTES))
         for task in tasks:
             for topic, index in task.sources.items():
-                self.add_source(topic, task.graph.processors[index])
+                self.add_source(topic, task.source_processors[index])
 
     def add_source(self, topic: str, source: Source) -> None:
         """Input topics decode with their source's serdes, unless a sink writes them too."""

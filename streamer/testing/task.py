@@ -24,7 +24,7 @@ def _caught_up(partition: object) -> int:
     return 0
 
 
-class DriverTask(TaskCore):
+class DriverTask(TaskCore[DriverCollector]):
     """A task core fed the driver's batches, writing to the driver's in-memory topics."""
 
     def __init__(self, subtopology: SubTopology, config: StreamerConfig, stores: TaskStores,
