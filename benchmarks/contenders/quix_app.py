@@ -11,6 +11,11 @@ The windowed counts are Quix's tumbling window with ``.current()`` (every update
 (``closing_strategy="partition"``, as Kafka Streams; Quix's default closes a key's windows
 only when that key comes again). The ``{"start", "end", "value"}`` results go out as
 ``key@start`` with the count, the output every contender writes.
+
+The enrich workload is ``join_asof`` (inner) with a dataframe of the table topic: the
+stream-table join of this version over a topic (``join_lookup`` reads external stores:
+SQLite, PostgreSQL, the Quix configuration service). Quix aligns the two topics' partitions
+by timestamp, so the table's rows, all older than the first record, are stored first.
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ from quixstreams import Application, State
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models.serializers.json import JSONSerializer
 
-from benchmarks.contenders.spec import COUNT_STORE, WINDOW_MS, AppSpec, enrich, keep, windowed_key
+from benchmarks.contenders.spec import (
+    COUNT_STORE,
+    TABLE_STORE,
+    WINDOW_MS,
+    AppSpec,
+    enrich,
+    enrich_with,
+    keep,
+    windowed_key,
+)
 
 
 def count_update(_value: Any, state: State) -> int:
@@ -69,6 +83,9 @@ def main() -> None:
         sink = app.topic(spec.output, key_serializer="str", value_serializer="json")
         if spec.workload == "stateless":
             frame = frame.filter(keep).apply(enrich)
+        elif spec.workload == "enrich":
+            table = app.dataframe(app.topic(spec.table, key_deserializer="str", value_deserializer="json"))
+            frame = frame.join_asof(table, how="inner", on_merge=enrich_with, name=TABLE_STORE)
         else:
             frame = frame.apply(count_update, stateful=True)
         frame.to_topic(sink)

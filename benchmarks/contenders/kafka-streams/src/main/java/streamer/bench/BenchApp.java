@@ -23,6 +23,7 @@ import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.TimeWindowedKStream;
@@ -45,6 +46,8 @@ public final class BenchApp {
   private static final ObjectMapper MAPPER = new ObjectMapper();
   /** The windowed workloads' tumbling window, as WINDOW_MS in benchmarks/contenders/spec.py. */
   private static final Duration WINDOW = Duration.ofMillis(10_000);
+  /** The enrich workload's table field, as TABLE_FIELD in benchmarks/contenders/spec.py. */
+  private static final String TABLE_FIELD = "tier";
 
   private BenchApp() {}
 
@@ -67,11 +70,22 @@ public final class BenchApp {
     return Serdes.serdeFrom(serializer, deserializer);
   }
 
-  static Topology topology(String workload, String input, String output) {
+  static Topology topology(String workload, String input, String output, String tableTopic) {
     Serde<JsonNode> json = jsonSerde();
     StreamsBuilder builder = new StreamsBuilder();
     KStream<String, JsonNode> records = builder.stream(input, Consumed.with(Serdes.String(), json));
     switch (workload) {
+      case "enrich" -> {
+        // A KTable of the table topic; each record joined with its key's row (KStream.join(KTable)).
+        KTable<String, JsonNode> table = builder.table(tableTopic, Consumed.with(Serdes.String(), json),
+            Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("users")
+                .withKeySerde(Serdes.String())
+                .withValueSerde(json));
+        records
+            // the record's own tree, just parsed, gets the field (as the stateless workload's flag)
+            .join(table, (value, row) -> (JsonNode) ((ObjectNode) value).set(TABLE_FIELD, row.get(TABLE_FIELD)))
+            .to(output, Produced.with(Serdes.String(), json));
+      }
       case "stateless" -> records
           .filter((key, value) -> value.get("amount").asLong() % 4 != 0)
           .mapValues(value -> (JsonNode) ((ObjectNode) value).put("flag", true))
@@ -121,7 +135,8 @@ public final class BenchApp {
     props.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 0L);
 
     Topology topology = topology(env.getOrDefault("BENCH_WORKLOAD", "stateless"),
-        env.getOrDefault("BENCH_INPUT", "bench-input"), env.getOrDefault("BENCH_OUTPUT", "bench-output"));
+        env.getOrDefault("BENCH_INPUT", "bench-input"), env.getOrDefault("BENCH_OUTPUT", "bench-output"),
+        env.getOrDefault("BENCH_TABLE", "bench-table"));
     KafkaStreams streams = new KafkaStreams(topology, props);
     CountDownLatch done = new CountDownLatch(1);
     streams.setUncaughtExceptionHandler(error -> {
