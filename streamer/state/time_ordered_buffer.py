@@ -89,9 +89,7 @@ class TimeOrderedBuffer:
             return []
         end = time_bytes(up_to_time_inclusive + 1) if up_to_time_inclusive < MAX_TIME else None
         items = list(self._cache.range(self._floor, end))
-        delete = self._cache.delete
-        for logical, _ in items:
-            delete(logical)
+        self._cache.delete_many([logical for logical, _ in items])
         self._floor = end
         self._min_known = False
         return [(int.from_bytes(logical[:_TIME_SIZE], "big", signed=True), logical[_TIME_SIZE:], value)

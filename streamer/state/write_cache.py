@@ -82,6 +82,14 @@ class WriteCache:
             self._unsorted.append(key)
         dirty[key] = None
 
+    def delete_many(self, keys: list[bytes]) -> None:
+        """``delete`` of each key."""
+        dirty = self._dirty
+        deleted = dict.fromkeys(keys)
+        if self._sorted is not None:
+            self._unsorted.extend(key for key in deleted if key not in dirty)
+        dirty.update(deleted)
+
     def range(self, start: bytes | None, end: bytes | None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """The store's entries in ``[start, end)`` with the dirty ones laid over them.
 
