@@ -166,7 +166,7 @@ def test_a_value_no_serde_serialized_is_reported_with_the_fix() -> None:
     builder = StreamsBuilder()
     builder.stream("in").group_by(lambda _k, v: v.decode()).count("c")
     with TopologyTestDriver(builder.build()) as driver:
-        with pytest.raises(ProcessingError, match="str value 'v' given to the bytes serde.*pass key_serde="):
+        with pytest.raises(SerializationError, match="str value 'v' given to the bytes serde.*pass key_serde="):
             driver.pipe("in", b"k", b"v")
 
 

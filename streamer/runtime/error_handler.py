@@ -4,6 +4,11 @@
 logs and skips the record, ``dead_letter`` also writes the original input message to a
 dead-letter topic with the error in its headers, so nothing is lost.
 
+Failures of streamer's own machinery (a store that cannot be read or written, a serde that
+cannot write what a processor produced, offsets, fencing: every ``StreamerError`` but a
+``DeserializationError``) are never user processing errors: ``handle`` re-raises them under
+every policy, so the task fails loudly instead of skipping records.
+
 Records a processor drops on purpose (a late record for a closed window) are no
 errors: they are logged at a bounded rate, and dead-lettered with the reason in their
 headers when the processing policy is ``dead_letter``.
@@ -16,7 +21,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from streamer.errors import DeserializationError, ProcessingError
+from streamer.errors import DeserializationError, ProcessingError, StreamerError
 
 log = logging.getLogger("streamer.errors")
 
@@ -47,10 +52,14 @@ class ErrorHandler:
 
     def handle(self, processor: str, record: Any, error: BaseException, source: tuple[str, int],
                raw_input: Callable[[int], Any]) -> None:
-        is_serde = isinstance(error, DeserializationError)
-        policy = self.policies[is_serde]
         topic, partition = source
         where = f"task {self.task_id}, processor {processor}, input {topic}[{partition}]@{record.offset}"
+        if is_machinery_failure(error):
+            if not getattr(error, "__notes__", None):
+                error.add_note(f"raised while processing {where}; no error handler skips streamer's own failures")
+            raise error
+        is_serde = isinstance(error, DeserializationError)
+        policy = self.policies[is_serde]
         if policy == "fail":
             raise ProcessingError(
                 f"{where}: {error!r}. Fix the code or data, or set "
@@ -91,6 +100,11 @@ class ErrorHandler:
         timestamp = getattr(message, "timestamp", record.timestamp)
         self.send(self.dead_letter_topic, [key], [value], [timestamp],
                   [list(getattr(message, "headers", None) or ()) + headers])
+
+
+def is_machinery_failure(error: BaseException) -> bool:
+    """True for streamer's own failures, which no processing policy may skip (see the module docstring)."""
+    return isinstance(error, StreamerError) and not isinstance(error, DeserializationError)
 
 
 def _location(prefix: str, processor: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
