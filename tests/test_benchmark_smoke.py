@@ -2,8 +2,9 @@
 
 Runs ``python -m benchmarks.run`` against the session's broker with the ceiling and streamer
 only (no peer installs, no Maven), every workload, at-least-once, and checks that the table
-and the JSON carry figures for both contenders: the windowed workloads for streamer only
-where this checkout can build them (otherwise they must be reported as not available).
+and the JSON carry figures for both contenders: the windowed workloads and the enrich join
+for streamer only where this checkout can build them (otherwise they must be reported as
+not available).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from benchmarks.lineup import lineup
 
 REPO = Path(__file__).resolve().parent.parent
 CONTENDERS = ("ceiling", "streamer")
-WORKLOADS = ("stateless", "count", "windowed-update", "windowed-close")
+WORKLOADS = ("stateless", "count", "windowed-update", "windowed-close", "enrich")
 
 
 def test_harness_reports_figures_for_the_ceiling_and_streamer(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -51,8 +52,8 @@ def test_harness_reports_figures_for_the_ceiling_and_streamer(kafka_bootstrap: s
             assert row["vs_ceiling"] is not None
             assert (row["streamer_over_this"] is not None) == (workload in runs["streamer"]), row
     assert not report["unavailable"]
-    windowed_targets = [t for t in report["targets"] if t["contender"] == "ceiling"]
-    assert {t["workload"] for t in windowed_targets} == {"windowed-update", "windowed-close"}
+    ceiling_targets = [t for t in report["targets"] if t["contender"] == "ceiling"]
+    assert {t["workload"] for t in ceiling_targets} == {"windowed-update", "windowed-close", "enrich"}
 
     table, _, rest = printed[printed.index("contender "):].partition("\n\n")
     for contender in CONTENDERS:
