@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import struct
+from typing import Callable
+
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
+#: Word count -> an unpacker of that many little-endian 4-byte words (keys have few lengths).
+_WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
+_WORDS_KEPT = 64
 
 
 def murmur2(data: bytes) -> int:
-    """The 32-bit murmur2 hash exactly as the Java client computes it (seed 0x9747b28c)."""
+    """The 32-bit murmur2 hash exactly as the Java client computes it (seed 0x9747b28c).
+
+    The 4-byte words are unpacked in one call and the masks folded (the low 32 bits of
+    a product or XOR need only the low 32 bits of their operands): about half the time
+    of a byte-by-byte loop, which matters where every output key is new (windowed keys).
+    """
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
-    tail = length & ~3
-    for i in range(0, tail, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+    words = length >> 2
+    unpack = _WORDS.get(words)
+    if unpack is None:
+        unpack = struct.Struct(f"<{words}I").unpack_from
+        if words <= _WORDS_KEPT:
+            _WORDS[words] = unpack
+    for k in unpack(data):
         k = (k * _M) & _MASK
         k ^= k >> 24
-        k = (k * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
+        h = ((h * _M) ^ (k * _M)) & _MASK
+    tail = words << 2
     rest = length & 3
-    if rest == 3:
-        h ^= data[tail + 2] << 16
-    if rest >= 2:
-        h ^= data[tail + 1] << 8
-    if rest >= 1:
+    if rest:
+        if rest == 3:
+            h ^= data[tail + 2] << 16
+        if rest >= 2:
+            h ^= data[tail + 1] << 8
         h ^= data[tail]
         h = (h * _M) & _MASK
     h ^= h >> 13
