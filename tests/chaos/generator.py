@@ -44,8 +44,8 @@ VALUE_RANGE = (-10_000, 10_000)
 #: some out-of-order records are still counted and some (about 2.5%) are dropped as late.
 WINDOW_SIZE_MS = 1_000
 WINDOW_GRACE_MS = 1_000
-#: Mean event time between two table rows (over all keys): about one row per 10 input records.
-TABLE_TICK_MS = 50
+#: Mean event time between two table rows (over all keys): about one row per 20 input records.
+TABLE_TICK_MS = 100
 #: Share of table rows that are tombstones (the key's row deleted; a left join then sees None).
 TABLE_DELETE_SHARE = 0.05
 #: How far (event time) the table is written ahead of the input; at the full input rate of
