@@ -59,3 +59,7 @@ class TaskFencedError(StreamerError):
 
 class StateStoreError(StreamerError):
     """A state store could not be opened, read, written or restored."""
+
+
+class ResetError(StreamerError):
+    """An application reset cannot go ahead (its group still has members) or did not finish."""
