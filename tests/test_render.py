@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,9 @@ def test_a_store_and_a_processor_of_the_same_name_stay_two_nodes() -> None:
 def test_the_command_prints_the_chosen_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["describe", "apps.wordcount:topology", "--format", "mermaid"]) == 0
     assert capsys.readouterr().out.startswith("flowchart TB")
+
+
+def test_the_operations_guide_shows_the_current_word_count() -> None:
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    pictures = re.findall(r"```mermaid\n(.*?)\n```", guide, re.S)
+    assert render_topology(build_wordcount().build(), "mermaid", "wordcount") in pictures
