@@ -49,6 +49,8 @@ class StreamerConfig:
     max_task_idle_ms: int = 0
     deserialization_error_handler: ErrorHandling = "fail"
     processing_error_handler: ErrorHandling = "fail"
+    #: What to do with a record the broker refuses (too large, topic deleted, not authorized).
+    production_error_handler: ErrorHandling = "fail"
     #: Topic for dead-letter records; None means "<application_id>-dlq".
     dead_letter_topic: str | None = None
     #: Create missing source topics instead of failing (with this many partitions).
@@ -61,6 +63,8 @@ class StreamerConfig:
     heartbeat_interval_ms: int = 2_000
     max_poll_interval_ms: int = 300_000
     log_level: str = "INFO"
+    #: Serve /metrics (Prometheus), /health and /ready on this port; None: no endpoint.
+    metrics_port: int | None = None
     #: Passed to every aiokafka client: security_protocol, ssl_context, sasl_* ...
     client_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -73,7 +77,7 @@ class StreamerConfig:
             raise ConfigError(f"state_store must be 'rocksdb' or 'memory', not {self.state_store!r}")
         if self.max_task_idle_ms < -1:
             raise ConfigError(f"max_task_idle_ms must be -1 (never wait), 0 or more, not {self.max_task_idle_ms}")
-        for name in ("deserialization_error_handler", "processing_error_handler"):
+        for name in ("deserialization_error_handler", "processing_error_handler", "production_error_handler"):
             if getattr(self, name) not in _HANDLERS:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")
 
