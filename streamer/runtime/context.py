@@ -83,6 +83,8 @@ class TaskContext:
     def send(self, topic: str, keys: list[bytes | None], values: list[bytes | None], timestamps: list[int],
              headers: list[Any], partitions: list[int] | None = None) -> None:
         self._task.collector.send(topic, keys, values, timestamps, headers, partitions)
+        if self._task.metrics is not None:
+            self._task.metrics.sink_sent(topic, timestamps)
 
     def partition_count(self, topic: str) -> int:
         return self._task.collector.partition_count(topic)

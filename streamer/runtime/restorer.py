@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,8 +55,10 @@ class _Waiter:
 class Restorer:
     """Owns the restore consumer; ``restore`` returns once the given stores are caught up."""
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, on_restored: Callable[[str, int], None] | None = None) -> None:
         self.consumer = consumer
+        #: told (changelog topic, records) after each fetch written to a store: the worker's metrics
+        self.on_restored = on_restored
         self._targets: dict[TopicPartition, tuple[RestoreTarget, int]] = {}
         self._starts: dict[TopicPartition, int] = {}
         self._waiters: list[_Waiter] = []
@@ -130,6 +132,8 @@ class Restorer:
                 if target is not None and messages:
                     target[0].store.restore_batch([(m.key, m.value) for m in messages], messages[-1].offset + 1)
                     self._restored += len(messages)
+                    if self.on_restored is not None:
+                        self.on_restored(tp.topic, len(messages))
                     last_progress = time.monotonic()
             assigned = self.consumer.assignment()
             for tp, (_, end) in list(self._targets.items()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,6 +24,8 @@ class StateManager:
         self.root = Path(config.state_dir) / config.application_id
         self._restorer_instance: Restorer | None = None
         self._restorer_lock = asyncio.Lock()
+        #: (changelog topic, records) after each restored fetch; the worker counts them
+        self.on_restored: Callable[[str, int], None] | None = None
 
     def open(self, subtopology: SubTopology, partition: int) -> TaskStores:
         task_dir = self.root / task_id_of(subtopology.id, partition)
@@ -44,7 +47,7 @@ class StateManager:
                 **connection_options(self.config),
             )
             await consumer.start()
-            self._restorer_instance = Restorer(consumer)
+            self._restorer_instance = Restorer(consumer, self.on_restored)
         return self._restorer_instance
 
     async def restore(self, stores: TaskStores) -> None:

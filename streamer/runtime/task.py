@@ -19,7 +19,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from streamer.config import StreamerConfig
 from streamer.processors.api import PunctuationType
 from streamer.runtime.collector import RecordCollector
-from streamer.runtime.task_core import TaskCore
+from streamer.runtime.error_handler import ProductionErrorHandler
+from streamer.runtime.metrics import WorkerMetrics
+from streamer.runtime.task_core import TaskCore, task_id_of
 from streamer.runtime.task_stores import TaskStores
 from streamer.topology.topology import SubTopology
 
@@ -38,9 +40,14 @@ class StreamTask(TaskCore[RecordCollector]):
         producer: AIOKafkaProducer,
         partition_counts: dict[str, int],
         stores: TaskStores,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.producer = producer
-        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts), stores)
+        super().__init__(subtopology, partition, config, RecordCollector(
+            producer, partition_counts, metrics,
+            ProductionErrorHandler(task_id_of(subtopology.id, partition), config.production_error_handler,
+                                   config.effective_dead_letter_topic)), stores)
+        self.metrics = metrics
         self.lock = asyncio.Lock()
         #: next offset to read per input partition: committed at open, then as processed
         self.consumed: dict[TopicPartition, int] = {}
@@ -96,6 +103,8 @@ class StreamTask(TaskCore[RecordCollector]):
             chosen = await self.process_next(self.lags.get)
             for (topic, partition), offset in self.group.next_offsets.items():
                 self.consumed[TopicPartition(topic, partition)] = offset
+            if chosen is not None and chosen.records and self.metrics is not None:
+                self.metrics.consumed(chosen.partition[0], chosen.partition[1], len(chosen.records))
             return chosen is not None
         if not self._queue:
             return False
@@ -103,6 +112,8 @@ class StreamTask(TaskCore[RecordCollector]):
         self._buffered[tp] -= len(messages)
         await self.process(tp.topic, tp.partition, messages)
         self.consumed[tp] = messages[-1].offset + 1
+        if self.metrics is not None:
+            self.metrics.consumed(tp.topic, tp.partition, len(messages))
         return True
 
     async def _wait_for_work(self) -> None:

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Generic, Mapping, Protocol, TypeVar
 
 from streamer.config import StreamerConfig
-from streamer.errors import TopologyError
+from streamer.errors import DeserializationError, TopologyError
 from streamer.processors.api import PunctuationType
 from streamer.processors.graph import TaskGraph
 from streamer.processors.punctuation import PunctuationSchedule
@@ -25,6 +25,7 @@ from streamer.processors.source import Source
 from streamer.record import Record
 from streamer.runtime.context import TaskContext
 from streamer.runtime.error_handler import ErrorHandler
+from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.task_stores import TaskStores
 from streamer.state.write_cache import WriteCache
 from streamer.time.partition_group import Lag, PartitionGroup, Slice
@@ -86,6 +87,8 @@ class TaskCore(Generic[C]):
         self.time = TaskTime()
         #: processor name -> records it dropped (late, say), see ``record_dropped``
         self.dropped: dict[str, int] = {}
+        #: the worker's metrics; None in the test driver
+        self.metrics: WorkerMetrics | None = None
         self._opened = False
         self._current: tuple[str, int, list[Any]] | None = None
         self._raw_by_offset: dict[int, Any] | None = None
@@ -191,19 +194,28 @@ class TaskCore(Generic[C]):
             await self.punctuate(PunctuationType.STREAM_TIME, self.time.stream_time)
 
     async def punctuate(self, kind: PunctuationType, now: int) -> None:
+        runs = 0
         for node, punctuator, at in self.punctuation.due(kind, now):
+            runs += 1
             records = self.graph.call_as(node, punctuator, at)
             if records:
                 await self.graph.forward_from(node, list(records))
+        if runs and self.metrics is not None:
+            self.metrics.punctuated(kind.value, runs)
 
     def record_error(self, processor: str, record: Record, error: BaseException) -> None:
         topic, partition, _ = self._current or ("", self.partition, [])
         self.errors.handle(processor, record, error, (topic, partition), self._raw_message)
+        if self.metrics is not None:  # handle returned: the record was skipped, not failed
+            is_serde = isinstance(error, DeserializationError)
+            self.metrics.skipped(error, self.errors.policies[is_serde] == "dead_letter")
 
     def record_dropped(self, processor: str, record: Record, reason: str) -> None:
         self.dropped[processor] = self.dropped.get(processor, 0) + 1
         topic, partition, _ = self._current or ("", self.partition, [])
         self.errors.dropped(processor, record, reason, (topic, partition), self._raw_message)
+        if self.metrics is not None:
+            self.metrics.dropped(processor, reason, self.errors.policies[False] == "dead_letter")
 
     def _raw_message(self, offset: int) -> Any:
         if self._raw_by_offset is None:

@@ -23,6 +23,8 @@ from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.global_store import GlobalUpdater
+from streamer.runtime.health import HealthServer, Heartbeat
+from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
@@ -36,6 +38,8 @@ log = logging.getLogger("streamer.worker")
 
 #: A task whose transaction fails this many times in a row stops the worker.
 MAX_RECOVERIES = 5
+#: How often the poll loop refreshes the consumer lag gauges.
+LAG_METRICS_INTERVAL_S = 1.0
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -76,6 +80,14 @@ class Worker:
         #: keeps the global tables, restored before the worker joins its group
         self.global_updater: GlobalUpdater | None = None
         self.started = asyncio.Event()
+        #: this worker's metrics, in a registry of its own (several workers may share a process)
+        self.metrics = WorkerMetrics()
+        #: the poll loop's heartbeat, which /health reads
+        self.heartbeat = Heartbeat()
+        self.health: HealthServer | None = None
+        self._rebalance_began: float | None = None
+        self._store_of_changelog = {spec.changelog_topic(config.application_id): spec.name
+                                    for spec in topology.stores() if spec.logged}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -98,6 +110,9 @@ class Worker:
 
     async def _start(self) -> None:
         config = self.config
+        if config.metrics_port is not None:  # first, so probes get an answer (503) while the worker starts
+            self.health = HealthServer(self.metrics, self.heartbeat, self.ready, port=config.metrics_port)
+            await self.health.start()
         self.admin = AIOKafkaAdminClient(client_id=f"{config.application_id}-admin", **connection_options(self.config))
         await self._reach_broker(self.admin.start())
         self._partition_counts = await TopicManager(self.admin, self.topology, config).prepare()
@@ -119,6 +134,7 @@ class Worker:
             )
             await self._reach_broker(self.producer.start())
         self.state = StateManager(config)
+        self.state.on_restored = self._restored
         self.consumer = AIOKafkaConsumer(
             group_id=config.application_id,
             client_id=f"{config.application_id}-consumer",
@@ -164,7 +180,23 @@ class Worker:
             await self.global_updater.close()
         if self.admin is not None:
             await self.admin.close()
+        if self.health is not None:
+            await self.health.close()
         log.info("worker of %s stopped", self.config.application_id)
+
+    def ready(self) -> bool:
+        """A member of the group with every assigned task restored and running (what /ready answers)."""
+        consumer = self.consumer
+        if consumer is None or self._stopping.is_set() or not self.started.is_set():
+            return False
+        if consumer._subscription.reassignment_in_progress:  # joining the group or rebalancing
+            return False
+        # aiokafka sets the assignment before the listener opens its tasks: each needs a running task
+        return not self._starting and all(tp in self._task_of and self._task_of[tp].task_id in self._runners
+                                          for tp in consumer.assignment())
+
+    def _restored(self, changelog: str, count: int) -> None:
+        self.metrics.restored(self._store_of_changelog.get(changelog, changelog), count)
 
     def store(self, name: str) -> LocalStoreView | LocalWindowStoreView | LocalSessionStoreView:
         """Read store ``name`` as it is in this worker's running tasks (see streamer.runtime.queries).
@@ -189,7 +221,9 @@ class Worker:
         assert self.consumer is not None
         interval = self.config.effective_commit_interval_ms / 1000
         next_commit = time.monotonic() + interval
+        next_lag_report = 0.0
         while not self._stopping.is_set():
+            self.heartbeat.beat()
             batches = await self.consumer.getmany(timeout_ms=100, max_records=self.config.max_poll_records)
             for tp, messages in batches.items():
                 task = self._task_of.get(tp)
@@ -201,6 +235,9 @@ class Worker:
             self._apply_backpressure()
             await self._note_lags()
             now = time.monotonic()
+            if now >= next_lag_report:
+                await self._report_lags()
+                next_lag_report = now + LAG_METRICS_INTERVAL_S
             if now >= next_commit or any(t.wants_early_commit for t in self.tasks.values()):
                 for task, error in await self.commit():
                     await self._recover(task, error)
@@ -231,6 +268,26 @@ class Worker:
                     lags[tp] = await self._lag(tp)
             if lags:
                 task.note_lags(lags)
+
+    async def _report_lags(self) -> None:
+        """Set the lag gauge of every assigned partition whose log end a fetch told us.
+
+        Counted from what the task processed; once it has nothing of the partition queued,
+        from the fetch position, which also steps over transaction markers (under
+        exactly-once the last processed record is never the last offset before the end).
+        """
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        for tp, task in self._task_of.items():
+            if tp not in assigned or task.task_id not in self._runners:
+                continue
+            end = self.consumer.last_stable_offset(tp) if self.config.exactly_once else self.consumer.highwater(tp)
+            if end is None or end < 0:
+                continue
+            position = task.consumed.get(tp, 0)
+            if task.buffered(tp) == 0:
+                position = max(position, await self.consumer.position(tp))
+            self.metrics.set_lag(tp.topic, tp.partition, max(0, end - position))
 
     async def _lag(self, tp: TopicPartition) -> int | None:
         """Records of ``tp`` on the broker not yet handed to its task; None until a fetch told us."""
@@ -267,14 +324,22 @@ class Worker:
             chosen = [t for t in (tasks if tasks is not None else self.tasks.values()) if t.needs_commit]
             if not chosen:
                 return []
+            began = time.perf_counter()
             if not self.config.exactly_once:
                 await self._commit_at_least_once(chosen)
+                self._commit_done(began, len(chosen))
                 return []
             outcomes = await asyncio.gather(*(self._commit_transaction(t) for t in chosen), return_exceptions=True)
             for task, outcome in zip(chosen, outcomes):
                 if not isinstance(outcome, BaseException):
                     self._recoveries.pop(task.task_id, None)
-            return [(t, o) for t, o in zip(chosen, outcomes) if isinstance(o, BaseException)]
+            failed = [(t, o) for t, o in zip(chosen, outcomes) if isinstance(o, BaseException)]
+            self._commit_done(began, len(chosen) - len(failed))
+            return failed
+
+    def _commit_done(self, began: float, committed: int) -> None:
+        self.metrics.commit_latency.observe(time.perf_counter() - began)
+        self.metrics.commits.inc(committed)
 
     async def _commit_at_least_once(self, tasks: list[StreamTask]) -> None:
         """Outputs and changelogs acknowledged first, then input offsets, then local state."""
@@ -313,6 +378,7 @@ class Worker:
         its partitions from this worker.
         """
         fenced = isinstance(error, FENCING_ERRORS)
+        self.metrics.transaction_aborts.inc()
         self._recoveries[task.task_id] = self._recoveries.get(task.task_id, 0) + 1
         if self._recoveries[task.task_id] > MAX_RECOVERIES:
             self._fail(StreamerError(
@@ -334,6 +400,9 @@ class Worker:
     # -- rebalancing -----------------------------------------------------------------------
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._rebalance_began = time.monotonic()
+        for tp in revoked:
+            self.metrics.forget_partition(tp.topic, tp.partition)
         gone = {self._task_of[tp].task_id for tp in revoked if tp in self._task_of}
         if gone:
             log.info("closing tasks %s after revocation", ", ".join(sorted(gone)))
@@ -341,12 +410,16 @@ class Worker:
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
+        self.metrics.rebalances.inc()
+        if self._rebalance_began is None:
+            self._rebalance_began = time.monotonic()
         wanted: dict[str, tuple[int, int]] = {}
         for tp in assigned:
             sub = self._sub_of_topic[tp.topic]
             wanted[task_id_of(sub, tp.partition)] = (sub, tp.partition)
         log.info("assigned tasks %s", ", ".join(sorted(wanted)) or "none")
         await self._open_tasks([w for t, w in sorted(wanted.items()) if t not in self.tasks], assigned)
+        self._note_tasks_running()
 
     async def _open_tasks(self, wanted: list[tuple[int, int]], assigned: set[TopicPartition]) -> None:
         """Create tasks with their stores paused, restore them in the background, then start them."""
@@ -364,7 +437,8 @@ class Worker:
                     self.config, task_id_of(sub_id, partition), connection_options(self.config)
                 )
             stores = self.state.open(subtopology, partition)
-            task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores)
+            task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores,
+                              self.metrics)
             if self.global_updater is not None:
                 task.global_stores = self.global_updater.readers
             self.tasks[task.task_id] = task
@@ -396,6 +470,7 @@ class Worker:
         runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
         runner.add_done_callback(self._task_finished)
         self._runners[task.task_id] = runner
+        self._note_tasks_running()
         # Fetch for it now rather than when the poll loop next looks (up to a poll timeout later).
         assert self.consumer is not None
         assigned = self.consumer.assignment()
@@ -452,3 +527,11 @@ class Worker:
             for tp in task.partitions:
                 self._task_of.pop(tp, None)
                 self._paused.discard(tp)
+        self.metrics.tasks_running.set(len(self._runners))
+
+    def _note_tasks_running(self) -> None:
+        """Tasks running now; once every assigned task runs, the rebalance's pause is over."""
+        self.metrics.tasks_running.set(len(self._runners))
+        if self._rebalance_began is not None and not self._starting:
+            self.metrics.rebalance_pause.observe(time.monotonic() - self._rebalance_began)
+            self._rebalance_began = None

@@ -1,0 +1,121 @@
+"""A worker's Prometheus metrics (see docs/operations.md, "Metrics and health", for the table).
+
+Every worker has its own CollectorRegistry, not prometheus-client's global one, so a
+process can run several workers (as the tests do) without their series colliding.
+The runtime reports per batch, never per record: one counter increment per fetched
+batch, per produce batch, per commit; only rare events (a skipped or dropped record)
+are counted one by one. Children of labelled metrics are cached, so the hot path pays
+one dict lookup and one locked add.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from streamer.errors import DeserializationError
+
+#: End-to-end latency buckets: from a millisecond (a fast pipeline) to minutes (a restore, a backlog).
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+COMMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class WorkerMetrics:
+    """The metric families of one worker and the per-batch calls the runtime makes on them."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.records_consumed = Counter("streamer_records_consumed_total", "Input records processed by tasks.",
+                                        ["topic", "partition"], registry=r)
+        self.records_produced = Counter("streamer_records_produced_total",
+                                        "Records handed to the producer: sinks, repartition, changelogs, dead letters.",
+                                        ["topic"], registry=r)
+        self.consumer_lag = Gauge("streamer_consumer_lag_records",
+                                  "Records of an input partition not yet processed: behind the log end, "
+                                  "or behind the last stable offset under exactly-once.",
+                                  ["topic", "partition"], registry=r)
+        self.end_to_end_latency = Histogram("streamer_end_to_end_latency_seconds",
+                                            "Wall clock minus record timestamp when a sink sends it, one sample "
+                                            "per sent batch (its newest record).",
+                                            ["topic"], buckets=LATENCY_BUCKETS, registry=r)
+        self.commit_latency = Histogram("streamer_commit_latency_seconds",
+                                        "Time of one commit of the worker's tasks (flush, offsets, transactions).",
+                                        buckets=COMMIT_BUCKETS, registry=r)
+        self.commits = Counter("streamer_commits_total", "Commits of the worker's tasks that made progress.",
+                               registry=r)
+        self.transaction_aborts = Counter("streamer_transaction_aborts_total",
+                                          "Task transactions that failed and were aborted (exactly-once).",
+                                          registry=r)
+        self.rebalances = Counter("streamer_rebalances_total", "Partition assignments the worker received.",
+                                  registry=r)
+        self.rebalance_pause = Histogram("streamer_rebalance_pause_seconds",
+                                         "From revocation (or assignment) until every assigned task runs again.",
+                                         buckets=COMMIT_BUCKETS, registry=r)
+        self.restore_records = Counter("streamer_restore_records_total", "Changelog records restored into a store.",
+                                       ["store"], registry=r)
+        self.records_dropped = Counter("streamer_records_dropped_total",
+                                       "Records a processor dropped on purpose (a late record for a closed window).",
+                                       ["processor", "reason"], registry=r)
+        self.records_skipped = Counter("streamer_records_skipped_total",
+                                       "Records skipped by the error handler (log_and_continue or dead_letter).",
+                                       ["reason", "error"], registry=r)
+        self.records_dead_lettered = Counter("streamer_records_dead_lettered_total",
+                                             "Records written to the dead-letter topic.", ["reason"], registry=r)
+        self.punctuations = Counter("streamer_punctuations_total", "Punctuator runs.", ["type"], registry=r)
+        self.tasks_running = Gauge("streamer_tasks_running", "Tasks of this worker that are restored and processing.",
+                                   registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """The labelled child of ``metric``, cached: ``labels()`` costs a lock and a tuple build per call."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def consumed(self, topic: str, partition: int, count: int) -> None:
+        self._child(self.records_consumed, topic, str(partition)).inc(count)
+
+    def produced(self, topic: str, count: int) -> None:
+        self._child(self.records_produced, topic).inc(count)
+
+    def sink_sent(self, topic: str, timestamps: list[int]) -> None:
+        """Sample end-to-end latency once for a batch a sink sends: its newest record's age."""
+        if timestamps:
+            age = time.time() - max(timestamps) / 1000
+            self._child(self.end_to_end_latency, topic).observe(max(age, 0.0))
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self._child(self.consumer_lag, topic, str(partition)).set(lag)
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """A revoked partition's lag is another worker's to report now."""
+        labels = (topic, str(partition))
+        if self._children.pop((id(self.consumer_lag), *labels), None) is not None:
+            self.consumer_lag.remove(*labels)
+
+    def restored(self, store: str, count: int) -> None:
+        self._child(self.restore_records, store).inc(count)
+
+    def skipped(self, error: BaseException, dead_lettered: bool) -> None:
+        """The error handler skipped a record (and wrote it to the dead-letter topic if ``dead_lettered``)."""
+        reason = "deserialization_error" if isinstance(error, DeserializationError) else "processing_error"
+        self._child(self.records_skipped, reason, type(error).__name__).inc()
+        if dead_lettered:
+            self._child(self.records_dead_lettered, reason).inc()
+
+    def dropped(self, processor: str, reason: str, dead_lettered: bool) -> None:
+        self._child(self.records_dropped, processor, reason).inc()
+        if dead_lettered:
+            self._child(self.records_dead_lettered, "dropped").inc()
+
+    def punctuated(self, kind: str, count: int) -> None:
+        self._child(self.punctuations, kind).inc(count)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format, as /metrics serves it."""
+        return generate_latest(self.registry)
