@@ -44,8 +44,39 @@ def _parser() -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", help="print the compiled topology")
     describe.add_argument("app")
     describe.add_argument("--application-id", default=None, help="fill in internal topic names")
+    describe.add_argument("--format", choices=("text", "mermaid", "dot"), default="text",
+                          help="text (default), a Mermaid flowchart, or a Graphviz dot graph")
+    _add_reset(commands)
     commands.add_parser("dev-broker", help="fetch, start or stop the local development Kafka broker (see --help)")
     return parser
+
+
+def _add_reset(commands: argparse._SubParsersAction) -> None:
+    reset = commands.add_parser("reset", help="start an application over: input offsets, internal topics, state")
+    reset.add_argument("app", nargs="?", default=None,
+                       help="module:attr of the topology (optional: names its inputs and internal topics exactly)")
+    for name in ("application_id", "bootstrap_servers", "state_dir"):
+        reset.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+    when = reset.add_mutually_exclusive_group()
+    when.add_argument("--to-earliest", action="store_true", help="inputs from their earliest offsets (default)")
+    when.add_argument("--to-datetime", default=None, metavar="ISO",
+                      help="inputs from the first record at or after this time, e.g. 2024-05-01T12:00:00Z")
+    reset.add_argument("--dry-run", action="store_true", help="print each action and change nothing")
+    reset.add_argument("--config", default=None, help="a TOML file with settings (a [streamer] table)")
+    reset.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                       help="any other setting, e.g. --set client_options=...")
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from streamer.reset import ApplicationReset, parse_datetime
+
+    cli = {name: getattr(args, name) for name in ("application_id", "bootstrap_servers", "state_dir")}
+    cli.update(_pairs(args.settings, "--set"))
+    config = load_config(args.config, cli)
+    topology = load_topology(args.app) if args.app else None
+    to_ms = parse_datetime(args.to_datetime) if args.to_datetime else None
+    asyncio.run(ApplicationReset(config, topology, to_ms).run(dry_run=args.dry_run))
+    return 0
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -106,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "describe":
-            from streamer.topology.describe import describe_topology
+            from streamer.topology.render import render_topology
 
-            print(describe_topology(load_topology(args.app), args.application_id))
+            print(render_topology(load_topology(args.app), args.format, args.application_id))
             return 0
+        if args.command == "reset":
+            return _reset(args)
         return _run(args)
     except StreamerError as error:
         print(f"streamer: error: {error}", file=sys.stderr)

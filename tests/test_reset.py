@@ -9,6 +9,7 @@ from aiokafka.structs import TopicPartition
 
 from apps.order_lines import build as build_order_lines
 from apps.wordcount import build as build_wordcount
+from streamer.cli import main
 from streamer.errors import ResetError
 from streamer.reset import ResetPlan, is_internal_topic, parse_datetime, topology_input_topics, \
     topology_internal_topics
@@ -46,3 +47,15 @@ def test_the_plan_lists_each_action(tmp_path: Path) -> None:
     assert plan.describe() == ["reset offset of in-0 for group wc to 5", "reset offset of in-1 for group wc to 0",
                                "delete internal topic wc-a-changelog", f"remove local state directory {tmp_path}"]
     assert ResetPlan("wc").describe() == ["nothing to reset for application wc"]
+
+
+def test_the_command_rejects_a_bad_time_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reset", "--application-id", "wc", "--to-datetime", "soon"]) == 2
+    assert capsys.readouterr().err.startswith("streamer: error: --to-datetime 'soon' is not an ISO 8601")
+
+
+def test_the_command_needs_an_application_id(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMER_APPLICATION_ID", raising=False)
+    assert main(["reset", "--dry-run"]) == 2
+    assert "application_id" in capsys.readouterr().err
