@@ -76,7 +76,7 @@ class WindowAggregate(WindowedProcessor):
         created_windows: list[tuple[int, bytes, bytes]] = []
         #: stream time after each record that advanced it, and that record (emit-on-close)
         advances: list[int] = []
-        triggers: list[Record] = []
+        triggers: list[Record | None] = []
         observed = self.observed_time
         try:
             for record, key, record_starts in zip(records, keys, starts):
@@ -188,5 +188,6 @@ class WindowAggregate(WindowedProcessor):
             slot = (key_bytes, start)
             entry = pending[slot] if slot in pending else stored.get(slot)
             if entry is not None and entry[0] is not None:
-                out.append(Record(Windowed(key, start, start + size), Change(entry[0], None), entry[1], headers, offset))
+                out.append(Record(Windowed(key, start, start + size), Change(entry[0], None), entry[1],
+                                  headers, offset))
         return out
