@@ -1,0 +1,83 @@
+"""Metrics and the health endpoint without a broker: paths, status codes, labels, separate registries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from streamer.cli import _parser
+from streamer.config import load_config
+from streamer.errors import DeserializationError
+from streamer.runtime.health import HealthServer, Heartbeat
+from streamer.runtime.metrics import WorkerMetrics
+
+
+async def _request(port: int, line: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"{line}\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _value(metrics: WorkerMetrics, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+async def test_health_follows_the_heartbeat_and_ready_the_worker() -> None:
+    ready = False
+    heartbeat = Heartbeat()
+    server = HealthServer(WorkerMetrics(), heartbeat, lambda: ready, host="127.0.0.1")
+    await server.start()
+    try:
+        assert await _request(server.port, "GET /health HTTP/1.1") == (503, b"poll loop not running\n")
+        heartbeat.beat()
+        assert await _request(server.port, "GET /health HTTP/1.1") == (200, b"alive\n")
+        assert not heartbeat.alive(stale_s=0.0)
+        assert (await _request(server.port, "GET /ready HTTP/1.1"))[0] == 503
+        ready = True
+        assert await _request(server.port, "GET /ready?probe=1 HTTP/1.1") == (200, b"ready\n")
+        assert await _request(server.port, "HEAD /ready HTTP/1.1") == (200, b"")
+        assert (await _request(server.port, "POST /ready HTTP/1.1"))[0] == 405
+        assert (await _request(server.port, "GET /other HTTP/1.1"))[0] == 404
+        assert (await _request(server.port, "nonsense"))[0] == 400
+        status, body = await _request(server.port, "GET /metrics HTTP/1.1")
+        assert status == 200 and b"# TYPE streamer_records_consumed_total counter" in body
+    finally:
+        await server.close()
+
+
+def test_counters_are_labelled_and_each_worker_has_its_own_registry() -> None:
+    first, second = WorkerMetrics(), WorkerMetrics()
+    first.consumed("lines", 3, 500)
+    first.consumed("lines", 3, 20)
+    first.skipped(DeserializationError("bad"), dead_lettered=True)
+    first.skipped(ValueError("user"), dead_lettered=False)
+    first.dropped("windowed-count", "late", dead_lettered=True)
+    first.set_lag("lines", 3, 7)
+    first.forget_partition("lines", 3)
+    first.forget_partition("lines", 4)  # never reported: nothing to remove
+    assert _value(first, "streamer_records_consumed_total", topic="lines", partition="3") == 520
+    assert _value(second, "streamer_records_consumed_total", topic="lines", partition="3") is None
+    assert _value(first, "streamer_records_skipped_total", reason="deserialization_error",
+                  error="DeserializationError") == 1
+    assert _value(first, "streamer_records_skipped_total", reason="processing_error", error="ValueError") == 1
+    assert _value(first, "streamer_records_dead_lettered_total", reason="deserialization_error") == 1
+    assert _value(first, "streamer_records_dead_lettered_total", reason="dropped") == 1
+    assert _value(first, "streamer_records_dropped_total", processor="windowed-count", reason="late") == 1
+    assert _value(first, "streamer_consumer_lag_records", topic="lines", partition="3") is None
+
+
+def test_metrics_port_is_a_run_flag() -> None:
+    args = _parser().parse_args(["run", "apps.wordcount:topology", "--metrics-port", "9400"])
+    assert load_config(None, {"metrics_port": args.metrics_port}, environ={}).metrics_port == 9400
+    assert load_config(None, {}, environ={}).metrics_port is None
