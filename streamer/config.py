@@ -49,8 +49,6 @@ class StreamerConfig:
     max_task_idle_ms: int = 0
     deserialization_error_handler: ErrorHandling = "fail"
     processing_error_handler: ErrorHandling = "fail"
-    #: What to do with a record the broker refuses (too large, topic deleted, not authorized).
-    production_error_handler: ErrorHandling = "fail"
     #: Topic for dead-letter records; None means "<application_id>-dlq".
     dead_letter_topic: str | None = None
     #: Create missing source topics instead of failing (with this many partitions).
@@ -77,7 +75,7 @@ class StreamerConfig:
             raise ConfigError(f"state_store must be 'rocksdb' or 'memory', not {self.state_store!r}")
         if self.max_task_idle_ms < -1:
             raise ConfigError(f"max_task_idle_ms must be -1 (never wait), 0 or more, not {self.max_task_idle_ms}")
-        for name in ("deserialization_error_handler", "processing_error_handler", "production_error_handler"):
+        for name in ("deserialization_error_handler", "processing_error_handler"):
             if getattr(self, name) not in _HANDLERS:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")
 

@@ -13,11 +13,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka.record.default_records import DefaultRecordBatch
+from aiokafka import errors as kafka_errors
 
 from streamer.errors import MissingTopicError, ProduceError
 from streamer.partitioner import default_partition
-from streamer.runtime.error_handler import REJECTIONS, TOO_LARGE, Produced, ProductionErrorHandler
 from streamer.runtime.metrics import WorkerMetrics
 
 TopicPartitionKey = tuple[str, int]
@@ -33,6 +32,9 @@ _NO_HEADERS: list[tuple[str, bytes]] = []
 #: (at-least-once) take turns queueing a partition's batch. aiokafka 0.14 lets several
 #: waiters for one partition's queue give up long before the request timeout (its wait
 #: loop subtracts the time since the first wait on every turn), so at most one may wait.
+#: Broker answers that a record is too large for its topic.
+_TOO_LARGE = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError)
+
 _SEND_GATES: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[TopicPartitionKey, asyncio.Lock]] = (
     weakref.WeakKeyDictionary())
 
@@ -41,17 +43,15 @@ class RecordCollector:
     """One task's pending output: open batch builders, in-flight sends, and their results."""
 
     def __init__(self, producer: AIOKafkaProducer, partition_counts: dict[str, int],
-                 metrics: WorkerMetrics | None = None, production: ProductionErrorHandler | None = None) -> None:
+                 metrics: WorkerMetrics | None = None) -> None:
         self.producer = producer
-        #: the policy for records the broker refuses; None fails the task on any refused record
-        self.production = production
         self.metrics = metrics
         self._gates = _SEND_GATES.setdefault(producer, {})
         self.partition_counts = partition_counts
         self._builders: dict[str, list[BatchBuilder | None]] = {}
         self._full: list[tuple[TopicPartitionKey, BatchBuilder]] = []
         self._unplaced: list[tuple[str, Columns]] = []
-        self._in_flight: list[tuple[TopicPartitionKey, int, asyncio.Future[Any], BatchBuilder]] = []
+        self._in_flight: list[tuple[TopicPartitionKey, int, asyncio.Future[Any]]] = []
         self._key_partitions: dict[int, dict[bytes, int]] = {}
         self._sticky: dict[str, int] = {}
 
@@ -144,7 +144,7 @@ class RecordCollector:
                     gate = self._gates[(topic, partition)] = asyncio.Lock()
                 async with gate:
                     future = await self.producer.send_batch(builder, topic, partition=partition)
-                self._in_flight.append(((topic, partition), count, future, builder))
+                self._in_flight.append(((topic, partition), count, future))
                 if self.metrics is not None:
                     self.metrics.produced(topic, count)
 
@@ -154,80 +154,16 @@ class RecordCollector:
         in_flight, self._in_flight = self._in_flight, []
         if not in_flight:
             return {}
-        results = await asyncio.gather(*(f for _, _, f, _ in in_flight), return_exceptions=True)
+        results = await asyncio.gather(*(f for _, _, f in in_flight), return_exceptions=True)
         last: dict[TopicPartitionKey, int] = {}
-        refused: list[tuple[TopicPartitionKey, BatchBuilder, BaseException]] = []
-        for (slot, count, _, builder), result in zip(in_flight, results):
+        for (slot, count, _), result in zip(in_flight, results):
             if isinstance(result, BaseException):
-                if self.production is None or not isinstance(result, REJECTIONS):
-                    raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}") from result
-                refused.append((slot, builder, result))
-            elif result is not None:
+                hint = (" (a record is larger than the topic's max.message.bytes: raise it on the topic, or "
+                        "make the record smaller)") if isinstance(result, _TOO_LARGE) else ""
+                raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}{hint}") from result
+            if result is not None:
                 last[slot] = max(last.get(slot, -1), result.offset + count - 1)
-        if refused:
-            await self._resend_refused(refused, last)
         return last
-
-    async def _resend_refused(self, refused: list[tuple[TopicPartitionKey, BatchBuilder, BaseException]],
-                              last: dict[TopicPartitionKey, int]) -> None:
-        """The slow path once the broker refused batches: find the refused records, apply the policy to each.
-
-        A refused batch of several records is sent again one record per batch (they land after the
-        partition's later batches of this flush); what is refused alone goes to ``production``.
-        """
-        assert self.production is not None
-        alone: list[tuple[TopicPartitionKey, Produced, BaseException | None]] = []
-        for slot, builder, error in refused:
-            records = _records_of(builder)
-            alone += [(slot, record, error if len(records) == 1 else None) for record in records]
-        retried = [(slot, record, self._send_alone(slot, record)) for slot, record, error in alone if error is None]
-        outcomes = [(slot, record, error) for slot, record, error in alone if error is not None]
-        results = await asyncio.gather(*(sent for _, _, sent in retried), return_exceptions=True)
-        dead: list[tuple[Produced, Produced]] = []
-        for (slot, record, _), result in zip(retried, results):
-            if isinstance(result, BaseException):
-                outcomes.append((slot, record, result))
-            else:
-                last[slot] = max(last.get(slot, -1), result.offset)
-        for (topic, partition), record, error in outcomes:
-            letter = self.production.rejected(topic, partition, record, error)
-            if letter is not None:
-                dead.append((record, letter))
-        if dead:
-            await self._dead_letter(dead)
-
-    async def _dead_letter(self, dead: list[tuple[Produced, Produced]]) -> None:
-        """Write refused records to the dead-letter topic; one too large for it too goes as a marker without value."""
-        assert self.production is not None
-        topic = self.production.dead_letter_topic
-        partitions = await self.producer.partitions_for(topic)
-        if not partitions:
-            raise MissingTopicError(f"dead-letter topic {topic!r} does not exist; create it before writing to it")
-        count = len(partitions)
-        placed = [((topic, default_partition(letter[0], count) if letter[0] is not None else 0), letter)
-                  for _, letter in dead]
-        for attempt in ("record", "marker"):
-            results = await asyncio.gather(*(self._send_alone(slot, letter) for slot, letter in placed),
-                                           return_exceptions=True)
-            too_large: list[tuple[TopicPartitionKey, Produced]] = []
-            for (slot, letter), result in zip(placed, results):
-                if attempt == "record" and isinstance(result, TOO_LARGE):
-                    too_large.append((slot, self.production.marker(letter)))
-                elif isinstance(result, BaseException):
-                    raise ProduceError(f"writing a refused {attempt} to the dead-letter topic {topic} failed: "
-                                       f"{result!r}") from result
-            placed = too_large
-
-    async def _send_alone(self, slot: TopicPartitionKey, record: Produced) -> Any:
-        """Send one record as its own batch; returns its metadata once the broker answers."""
-        builder = self.producer.create_batch()
-        key, value, timestamp, headers = record
-        builder.append(timestamp=timestamp, key=key, value=value, headers=headers)
-        builder.close()
-        gate = self._gates.setdefault(slot, asyncio.Lock())
-        async with gate:
-            future = await self.producer.send_batch(builder, slot[0], partition=slot[1])
-        return await future
 
     def discard(self) -> None:
         """Forget unsent batches (the transaction they belong to is being aborted)."""
@@ -245,9 +181,3 @@ class RecordCollector:
             self.partition_counts[topic] = len(partitions)
         for topic, columns in pending:
             self.send(topic, *columns)
-
-
-def _records_of(builder: BatchBuilder) -> list[Produced]:
-    """The records of a built batch, read back from its bytes (kept nowhere else, to keep sends cheap)."""
-    batch = DefaultRecordBatch(bytes(builder._build()))  # aiokafka keeps the built bytes; no public reader
-    return [(r.key, r.value, r.timestamp, list(r.headers)) for r in batch]

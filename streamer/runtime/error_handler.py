@@ -21,9 +21,8 @@ import time
 import traceback
 from typing import Any, Callable
 
-from aiokafka import errors as kafka_errors
 
-from streamer.errors import DeserializationError, ProcessingError, ProduceError, StreamerError
+from streamer.errors import DeserializationError, ProcessingError, StreamerError
 
 log = logging.getLogger("streamer.errors")
 
@@ -102,63 +101,6 @@ class ErrorHandler:
         timestamp = getattr(message, "timestamp", record.timestamp)
         self.send(self.dead_letter_topic, [key], [value], [timestamp],
                   [list(getattr(message, "headers", None) or ()) + headers])
-
-
-#: Broker answers that judge a record or its topic, not the connection or the producer: the
-#: production policy applies to these; any other failed send fails the task.
-TOO_LARGE: tuple[type[BaseException], ...] = (
-    kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError, kafka_errors.RecordListTooLargeError)
-REJECTIONS: tuple[type[BaseException], ...] = TOO_LARGE + (
-    kafka_errors.TopicAuthorizationFailedError,
-    kafka_errors.UnknownTopicOrPartitionError,
-    kafka_errors.InvalidTopicError,
-    kafka_errors.CorruptRecordException,
-    kafka_errors.PolicyViolationError,
-)
-#: One produced record: key, value, timestamp, headers.
-Produced = tuple[bytes | None, bytes | None, int, list[tuple[str, bytes]]]
-
-
-class ProductionErrorHandler:
-    """The ``production_error_handler`` policy for records the broker refused (Kafka Streams' ProductionExceptionHandler).
-
-    ``fail`` stops the task; ``log_and_continue`` logs and drops the record; ``dead_letter``
-    also writes it to the dead-letter topic with the error and its destination in headers.
-    """
-
-    def __init__(self, task_id: str, policy: str, dead_letter_topic: str) -> None:
-        self.task_id = task_id
-        self.policy = policy
-        self.dead_letter_topic = dead_letter_topic
-        self.skipped = 0
-
-    def rejected(self, topic: str, partition: int, record: Produced, error: BaseException) -> Produced | None:
-        """Apply the policy to one refused record; returns the dead-letter record to send, if any."""
-        where = f"task {self.task_id}, output {topic}[{partition}]"
-        if self.policy == "fail" or not isinstance(error, REJECTIONS):
-            raise ProduceError(
-                f"{where}: the broker refused a record: {error!r}. Fix the topic (max.message.bytes, ACLs, "
-                "existence) or the data, or set production_error_handler to log_and_continue or dead_letter "
-                "to skip such records"
-            ) from error
-        self.skipped += 1
-        log.warning("dropping a record the broker refused (%s): %r", where, error)
-        if self.policy != "dead_letter":
-            return None
-        key, value, timestamp, headers = record
-        return key, value, timestamp, list(headers) + [
-            ("streamer.error.class", type(error).__name__.encode()),
-            ("streamer.error.message", str(error).encode(errors="replace")[:4096]),
-            ("streamer.production.topic", topic.encode()),
-            ("streamer.production.partition", str(partition).encode()),
-        ]
-
-    @staticmethod
-    def marker(record: Produced) -> Produced:
-        """What goes to the dead-letter topic when the refused record is too large for it too: no value."""
-        key, value, timestamp, headers = record
-        return key, None, timestamp, list(headers) + [
-            ("streamer.error.value_dropped", str(len(value or b"")).encode())]
 
 
 def is_machinery_failure(error: BaseException) -> bool:

@@ -19,9 +19,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from streamer.config import StreamerConfig
 from streamer.processors.api import PunctuationType
 from streamer.runtime.collector import RecordCollector
-from streamer.runtime.error_handler import ProductionErrorHandler
 from streamer.runtime.metrics import WorkerMetrics
-from streamer.runtime.task_core import TaskCore, task_id_of
+from streamer.runtime.task_core import TaskCore
 from streamer.runtime.task_stores import TaskStores
 from streamer.topology.topology import SubTopology
 
@@ -43,10 +42,7 @@ class StreamTask(TaskCore[RecordCollector]):
         metrics: WorkerMetrics | None = None,
     ) -> None:
         self.producer = producer
-        super().__init__(subtopology, partition, config, RecordCollector(
-            producer, partition_counts, metrics,
-            ProductionErrorHandler(task_id_of(subtopology.id, partition), config.production_error_handler,
-                                   config.effective_dead_letter_topic)), stores)
+        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts, metrics), stores)
         self.metrics = metrics
         self.lock = asyncio.Lock()
         #: next offset to read per input partition: committed at open, then as processed
