@@ -3,6 +3,8 @@
 Build a topology with ``StreamsBuilder``, run it with ``streamer run module:attr``.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from streamer.config import StreamerConfig, app_setting
 from streamer.dsl.builder import StreamsBuilder
 from streamer.processors.api import Processor, ProcessorContext, PunctuationType
@@ -19,6 +21,11 @@ from streamer.windows import (
     Windowed,
 )
 from streamer.windows.join_windows import JoinWindows as JoinWindows
+
+try:
+    __version__ = version("streamer")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BYTES",

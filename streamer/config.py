@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+import orjson
+
 from streamer.errors import ConfigError
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
@@ -67,6 +69,9 @@ class StreamerConfig:
     client_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.client_options, Mapping):
+            raise ConfigError(f"client_options must be a table of aiokafka client settings (a JSON object on the "
+                              f"command line), not {self.client_options!r}")
         if self.processing_guarantee not in _GUARANTEES:
             raise ConfigError(
                 f"processing_guarantee must be one of {_GUARANTEES}, not {self.processing_guarantee!r}"
@@ -121,6 +126,11 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
                 value = float(value)
             elif isinstance(value, str) and kind == "bool":
                 value = value.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(value, str) and kind.startswith("Mapping"):
+                value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ConfigError(f"setting {name!r} takes a JSON object, e.g. "
+                              f"{name}={{\"security_protocol\": \"SSL\"}}; got {value!r}") from None
         except ValueError:
             raise ConfigError(f"setting {name!r} needs a number, got {value!r}") from None
         out[name] = value

@@ -67,3 +67,18 @@ def test_describe_names_internal_topics() -> None:
     assert "Sub-topology 1" in result.stdout
     assert "wordcount-words-by-word-repartition" in result.stdout
     assert "wordcount-word-counts-changelog" in result.stdout
+
+
+def test_malformed_client_options_is_one_line() -> None:
+    result = run_cli("run", "apps.wordcount:topology", "--application-id", "x", "--set", "client_options=oops")
+    assert result.returncode == 2
+    assert "setting 'client_options' takes a JSON object" in _error_line(result)
+
+
+def test_version_and_typing_marker() -> None:
+    import importlib.resources
+
+    import streamer
+
+    assert streamer.__version__ == "0.1.0"
+    assert importlib.resources.files("streamer").joinpath("py.typed").is_file()
