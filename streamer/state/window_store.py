@@ -115,14 +115,22 @@ class WindowStore:
                 self._segments.observe(observed, cache.discards)
 
     def get_many(self, windows: list[tuple[bytes, int]]) -> list[bytes | None]:
-        """``get`` of each ``(key, start)``, the live time range found once for them all."""
+        """``get`` of each ``(key, start)``, the live time range found once for them all.
+
+        A window that starts after the observed time was never put, so it is not looked
+        up: in a windowed aggregation that is most windows a batch opens.
+        """
         if self.retain_duplicates:
             raise StateStoreError(f"window store {self.name} retains duplicates, so a window has several "
                                   "values: read them with fetch(key, start, start)")
-        live = self._live_from()
-        wanted = [key + time_bytes(start) for key, start in windows if start >= live]
-        found = iter(self._cache.get_many(wanted, self._segments.get_many))
-        return [None if start < live else next(found) for _, start in windows]
+        segments = self._segments
+        observed = segments.current_time(self._cache.discards)
+        live = segments.live_from(observed)
+        wanted = [key + time_bytes(start) for key, start in windows if live <= start <= observed]
+        if not wanted:
+            return [None] * len(windows)
+        found = iter(self._cache.get_many(wanted, segments.get_many))
+        return [next(found) if live <= start <= observed else None for _, start in windows]
 
     def get(self, key: bytes, start: int) -> bytes | None:
         """The value of one window, or None (also when it expired)."""
