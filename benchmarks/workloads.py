@@ -51,7 +51,7 @@ class Stateless(Workload):
         for key, raw in last.items():
             value = orjson.loads(raw or b"null")
             if not isinstance(value, dict) or value.get("flag") is not True or not keep(value):
-                return f"output for key {key!r} is not a kept, flagged record: {raw[:120]!r}"
+                return f"output for key {key!r} is not a kept, flagged record: {(raw or b'')[:120]!r}"
         return None
 
 

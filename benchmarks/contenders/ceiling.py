@@ -9,9 +9,9 @@ counts in a plain dict with a changelog topic beside it. The windowed counts kee
 per open window and partition, advance stream time per record, drop a window once stream
 time reaches its end (emitting its final counts, on close) and a record whose window has
 closed; per batch, like the rest. The enrich workload first reads the whole table topic
-into a dict (parsed rows by key), then joins each record with its key's row. Offsets are committed every commit interval after the
-produce acks (at-least-once), or inside one transaction per commit interval with the
-offsets sent to it (exactly-once).
+into a dict (parsed rows by key), then joins each record with its key's row. Offsets are
+committed every commit interval after the produce acks (at-least-once), or inside one
+transaction per commit interval with the offsets sent to it (exactly-once).
 """
 
 from __future__ import annotations
