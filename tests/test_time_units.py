@@ -143,3 +143,12 @@ def test_a_chunk_with_nothing_valid_still_moves_the_offset_on() -> None:
     assert group.next_slice(0, lambda p: 0) is None
     assert group.next_offsets == {"a": 12}
     assert group.is_empty("a") and group.buffered("a") == 0
+
+
+def test_no_idle_timer_runs_once_every_partition_is_empty() -> None:
+    """A task with nothing buffered sleeps until input arrives; a stale deadline would wake it at once forever."""
+    group = PartitionGroup(["a", "b"], 0, _intake)
+    group.add("a", _chunk([1]))
+    assert _drain(group, now=1_000) == [("a", [1])]
+    assert group.next_slice(1_000, lambda p: 0) is None
+    assert group.next_deadline() is None

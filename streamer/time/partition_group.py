@@ -109,7 +109,12 @@ class PartitionGroup(Generic[P]):
                 self._deadlines.pop(partition, None)
             elif not self._may_skip(partition, now_ms, lag):
                 waiting = True
-        if not heads or waiting:
+        if not heads:
+            # Nothing waits to be processed, so no idle timer runs: one starts again once some
+            # partition has records while another is empty (else the task would wake at once, forever).
+            self._deadlines.clear()
+            return None
+        if waiting:
             return None
         chosen = min(heads, key=heads.__getitem__)
         del heads[chosen]
