@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from streamer.processors.api import Processor
+from streamer.processors.keyed import KeyedProcessor
 from streamer.processors.change import Change
 from streamer.record import Record
 from streamer.serde import Serde, serialize_many
@@ -21,13 +21,12 @@ Adder = Callable[[Any, Any, Any], Any]
 Entry = tuple[Any, int]
 
 
-class StoreProcessor(Processor):
+class StoreProcessor(KeyedProcessor):
     """A processor that keeps typed, timestamped values in one key-value store of its task."""
 
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
-        super().__init__(name)
+        super().__init__(name, key_serde)
         self.store_name = store_name
-        self.key_serde = key_serde
         self.value_serde = value_serde
         self.store: Any = None
 
@@ -52,26 +51,6 @@ class StoreProcessor(Processor):
                 store.delete(key_bytes)
             else:
                 store.put(key_bytes, encode(timestamp, data))
-
-    def _encoded_keys(self, records: list[Record]) -> list[bytes | None]:
-        """Serialized keys (None for a None key, or one that failed and went to the error handler).
-
-        Keys are told apart by their serialized bytes, the identity the store and the
-        changelog use (1, 1.0 and True are one Python dict key but three JSON keys).
-        """
-        try:
-            return serialize_many(self.key_serde, [r.key for r in records])
-        except Exception:
-            return [self._encoded_key(record) for record in records]
-
-    def _encoded_key(self, record: Record) -> bytes | None:
-        if record.key is None:
-            return None
-        try:
-            return self.key_serde.serialize(record.key)
-        except Exception as error:
-            self.context.record_error(self.name, record, error)
-            return None
 
 
 class StreamAggregate(StoreProcessor):
@@ -98,7 +77,7 @@ class StreamAggregate(StoreProcessor):
         current: dict[bytes, Entry] = {}  # serialized key -> (aggregate, timestamp), for keys updated in this batch
         lookup = current.get
         try:
-            for record, encoded in zip(records, self._encoded_keys(records)):
+            for record, encoded in zip(records, self.encoded_keys(records)):
                 value = record.value
                 if encoded is None or value is None:
                     continue
@@ -154,7 +133,7 @@ class TableAggregate(StoreProcessor):
         initializer, adder, subtractor = self.initializer, self.adder, self.subtractor
         current: dict[bytes, Entry] = {}
         try:
-            for record, encoded in zip(records, self._encoded_keys(records)):
+            for record, encoded in zip(records, self.encoded_keys(records)):
                 change = record.value
                 if encoded is None or change is None:
                     continue

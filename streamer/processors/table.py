@@ -23,7 +23,7 @@ class TableSource(StoreProcessor):
         out: list[Record] = []
         store, load = self.store, self._load
         value_serde, what = self.value_serde, f"value of table store {self.store_name!r}"
-        for record, key_bytes in zip(records, self._encoded_keys(records)):
+        for record, key_bytes in zip(records, self.encoded_keys(records)):
             if key_bytes is None:
                 continue
             try:

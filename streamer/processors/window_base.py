@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamer.processors.api import Processor, ProcessorContext, PunctuationType
+from streamer.processors.api import ProcessorContext, PunctuationType
+from streamer.processors.keyed import KeyedProcessor
 from streamer.record import Record
-from streamer.serde import Serde, serialize_many
+from streamer.serde import Serde
 
 #: Stream time before the first record.
 NO_TIME = -1
@@ -27,13 +28,12 @@ _IDLE_CHECKS_PER_PERIOD = 10
 _MAX_IDLE_CHECK_MS = 1000
 
 
-class WindowedProcessor(Processor):
+class WindowedProcessor(KeyedProcessor):
     """A processor with its own stream time, saved under ``time_key`` in the task's processor metadata."""
 
     def __init__(self, name: str, time_key: str, key_serde: Serde, idle_ms: int | None) -> None:
-        super().__init__(name)
+        super().__init__(name, key_serde)
         self.time_key = time_key
-        self.key_serde = key_serde
         self.idle_ms = idle_ms
         self.observed_time = NO_TIME
         self._saved_time = NO_TIME
@@ -73,22 +73,6 @@ class WindowedProcessor(Processor):
         """Final results of the windows closed at the current stream time; ``trigger`` is the record
         that advanced it (its headers go with them), None for an idle close."""
         return []
-
-    def encoded_keys(self, records: list[Record]) -> list[bytes | None]:
-        """Serialized keys; None for a None key or one whose serialization failed (sent to the error handler)."""
-        try:
-            return serialize_many(self.key_serde, [r.key for r in records])
-        except Exception:
-            return [self._encoded_key(record) for record in records]
-
-    def _encoded_key(self, record: Record) -> bytes | None:
-        if record.key is None:
-            return None
-        try:
-            return self.key_serde.serialize(record.key)
-        except Exception as error:
-            self.context.record_error(self.name, record, error)
-            return None
 
 
 def trigger_context(trigger: Record | None) -> tuple[Any, int]:
