@@ -12,8 +12,7 @@ import orjson
 import pytest
 
 from apps.country_lookup import STORE, build
-from streamer.config import StreamerConfig
-from streamer.runtime.worker import Worker
+from tests.workers import InProcessWorker
 from tests.kafka_helpers import consume_all, produce, wait_for
 
 pytestmark = pytest.mark.broker
@@ -25,28 +24,6 @@ def _country(code: str, name: str | None) -> tuple[bytes, bytes | None]:
 
 def _event(user: str, code: str, n: int) -> tuple[bytes, bytes]:
     return user.encode(), orjson.dumps({"country": code, "n": n})
-
-
-class _Running:
-    """A worker of the app running in this process until ``stop``."""
-
-    def __init__(self, app_id: str, bootstrap: str, state_dir: Path) -> None:
-        config = StreamerConfig(application_id=app_id, bootstrap_servers=bootstrap, state_dir=str(state_dir),
-                                commit_interval_ms=200, processing_guarantee="exactly_once",
-                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
-        self.worker = Worker(build().build(), config)
-        self.task = asyncio.create_task(self.worker.run())
-
-    async def started(self) -> Worker:
-        await wait_for(lambda: self.worker.started.is_set() or self.task.done(), timeout=60,
-                       message="the worker to start")
-        if self.task.done():
-            await self.task  # raises what stopped it
-        return self.worker
-
-    async def stop(self) -> None:
-        self.worker.stop()
-        await self.task
 
 
 async def _names(bootstrap: str, topic: str, count: int) -> dict[int, str | None]:
@@ -66,8 +43,8 @@ async def test_global_table_join_with_two_workers_updates_and_a_restart(kafka_bo
     codes = [f"C{n:02d}" for n in range(30)]
     await produce(kafka_bootstrap, countries, [_country(code, f"name {code}") for code in codes])
     app_id = f"global-{uuid.uuid4().hex[:8]}"
-    first = _Running(app_id, kafka_bootstrap, tmp_path / "a")
-    second = _Running(app_id, kafka_bootstrap, tmp_path / "b")
+    first = InProcessWorker(build().build(), app_id, kafka_bootstrap, tmp_path / "a")
+    second = InProcessWorker(build().build(), app_id, kafka_bootstrap, tmp_path / "b")
     try:
         workers = [await first.started(), await second.started()]
         # Restored before the tasks started: every worker has every row, whatever tasks it holds.
@@ -96,7 +73,7 @@ async def test_global_table_join_with_two_workers_updates_and_a_restart(kafka_bo
         await first.stop()
         await produce(kafka_bootstrap, countries, [_country("C03", "while away"), _country("C98", "new"),
                                                    _country("C04", None)])
-        first = _Running(app_id, kafka_bootstrap, tmp_path / "a")
+        first = InProcessWorker(build().build(), app_id, kafka_bootstrap, tmp_path / "a")
         restarted = await first.started()
         assert restarted.global_updater is not None and restarted.global_updater.restored == 3
         table = restarted.store(STORE).all()

@@ -13,33 +13,10 @@ import orjson
 import pytest
 
 from apps.order_lines import build, priced
-from streamer.config import StreamerConfig
-from streamer.runtime.worker import Worker
+from tests.workers import InProcessWorker
 from tests.kafka_helpers import consume_all, end_offsets, produce, wait_for
 
 pytestmark = pytest.mark.broker
-
-
-class _Running:
-    """A worker of the app running in this process until ``stop``."""
-
-    def __init__(self, app_id: str, bootstrap: str, state_dir: Path) -> None:
-        config = StreamerConfig(application_id=app_id, bootstrap_servers=bootstrap, state_dir=str(state_dir),
-                                commit_interval_ms=200, processing_guarantee="exactly_once",
-                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
-        self.worker = Worker(build().build(), config)
-        self.task = asyncio.create_task(self.worker.run())
-
-    async def started(self) -> Worker:
-        await wait_for(lambda: self.worker.started.is_set() or self.task.done(), timeout=60,
-                       message="the worker to start")
-        if self.task.done():
-            await self.task  # raises what stopped it
-        return self.worker
-
-    async def stop(self) -> None:
-        self.worker.stop()
-        await self.task
 
 
 def _line(n: int, product: int | None, quantity: int) -> dict[str, Any]:
@@ -83,14 +60,14 @@ async def test_foreign_key_join_with_two_workers_and_a_rebalance(kafka_bootstrap
 
     await send(products, {f"p{n}": _product(n, 100 + n) for n in range(10)}, expected_products)
     await send(lines, {f"l{n}": _line(n, n % 12, 1 + n % 4) for n in range(60)}, expected_lines)  # p10, p11 unknown
-    first = _Running(app_id, kafka_bootstrap, tmp_path / "a")
-    second: _Running | None = None
+    first = InProcessWorker(build().build(), app_id, kafka_bootstrap, tmp_path / "a")
+    second: InProcessWorker | None = None
     try:
         await first.started()
         await wait_for(lambda: _count_is(kafka_bootstrap, output, 60), timeout=90, message="every line priced")
 
         # A second worker joins while lines change products, prices change and rows go on both sides.
-        second = _Running(app_id, kafka_bootstrap, tmp_path / "b")
+        second = InProcessWorker(build().build(), app_id, kafka_bootstrap, tmp_path / "b")
         await send(lines, {f"l{n}": _line(n, (n + 5) % 12, 2) for n in range(0, 60, 4)}, expected_lines)
         await send(products, {f"p{n}": _product(n, 200 + n) for n in range(0, 12, 3)}, expected_products)
         await second.started()

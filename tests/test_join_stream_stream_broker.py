@@ -14,10 +14,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from apps.order_payments import build
-from streamer.config import StreamerConfig
 from streamer.partitioner import default_partition
-from streamer.runtime.worker import Worker
-from tests.kafka_helpers import consume_all, wait_for
+from tests.workers import InProcessWorker
+from tests.kafka_helpers import consume_all
 
 pytestmark = pytest.mark.broker
 
@@ -37,28 +36,6 @@ async def _produce(bootstrap: str, topic: str, rows: Rows) -> None:
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-
-
-class _Running:
-    """A worker of the app in this process until ``stop``."""
-
-    def __init__(self, app_id: str, bootstrap: str, state_dir: Path) -> None:
-        config = StreamerConfig(application_id=app_id, bootstrap_servers=bootstrap, state_dir=str(state_dir),
-                                commit_interval_ms=200, processing_guarantee="exactly_once",
-                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
-        self.worker = Worker(build().build(), config)
-        self.task = asyncio.create_task(self.worker.run())
-
-    async def started(self) -> Worker:
-        await wait_for(lambda: self.worker.started.is_set() or self.task.done(), timeout=60,
-                       message="the worker to start")
-        if self.task.done():
-            await self.task
-        return self.worker
-
-    async def stop(self) -> None:
-        self.worker.stop()
-        await self.task
 
 
 def _phase(first: int, last: int) -> tuple[Rows, Rows]:
@@ -81,8 +58,8 @@ async def test_order_payments_join_across_a_rebalance_exactly_once(kafka_bootstr
     for name, topic in topics.items():
         monkeypatch.setenv(f"STREAMER_APP_{name.upper()}", topic)
     app_id = f"ssj-{uuid.uuid4().hex[:8]}"
-    first = _Running(app_id, kafka_bootstrap, tmp_path / "a")
-    second: _Running | None = None
+    first = InProcessWorker(build().build(), app_id, kafka_bootstrap, tmp_path / "a")
+    second: InProcessWorker | None = None
     try:
         await first.started()
         orders, payments = _phase(0, 40)
@@ -90,7 +67,8 @@ async def test_order_payments_join_across_a_rebalance_exactly_once(kafka_bootstr
         await _produce(kafka_bootstrap, topics["payments"], payments)
         assert await _order_ids(kafka_bootstrap, topics["paid"], 20) == list(range(0, 40, 2))
 
-        second = _Running(app_id, kafka_bootstrap, tmp_path / "b")  # a rebalance: tasks move to it
+        # a rebalance: tasks move to the second worker
+        second = InProcessWorker(build().build(), app_id, kafka_bootstrap, tmp_path / "b")
         await second.started()
         orders, payments = _phase(40, 80)
         await _produce(kafka_bootstrap, topics["orders"], orders)

@@ -17,8 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from apps.order_enrichment import customer_of, enrich
 from streamer import StreamsBuilder
-from streamer.config import StreamerConfig
-from streamer.runtime.worker import Worker
+from tests.workers import InProcessWorker
 from tests.kafka_helpers import consume_all, wait_for
 
 pytestmark = pytest.mark.broker
@@ -51,28 +50,6 @@ async def _produce(bootstrap: str, topic: str, rows: Rows) -> None:
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-
-
-class _Running:
-    """A worker in this process until ``stop``."""
-
-    def __init__(self, topology: Any, app_id: str, bootstrap: str, state_dir: Path) -> None:
-        config = StreamerConfig(application_id=app_id, bootstrap_servers=bootstrap, state_dir=str(state_dir),
-                                commit_interval_ms=200, processing_guarantee="exactly_once",
-                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
-        self.worker = Worker(topology, config)
-        self.task = asyncio.create_task(self.worker.run())
-
-    async def started(self) -> Worker:
-        await wait_for(lambda: self.worker.started.is_set() or self.task.done(), timeout=60,
-                       message="the worker to start")
-        if self.task.done():
-            await self.task
-        return self.worker
-
-    async def stop(self) -> None:
-        self.worker.stop()
-        await self.task
 
 
 class _Model:
@@ -145,8 +122,8 @@ async def test_stream_table_and_table_table_joins_across_a_rebalance_exactly_onc
         overtake them (the join's task does not wait for a partition that is empty)."""
         await consume_all(kafka_bootstrap, topics["enriched"], len(model.seen), timeout=120)
 
-    first = _Running(topology, app_id, kafka_bootstrap, tmp_path / "a")
-    second: _Running | None = None
+    first = InProcessWorker(topology, app_id, kafka_bootstrap, tmp_path / "a")
+    second: InProcessWorker | None = None
     try:
         await first.started()
         await customers([(f"c{i}", {"name": f"n{i}", "tier": ("gold", "silver")[i % 2], "v": 1})
@@ -156,7 +133,7 @@ async def test_stream_table_and_table_table_joins_across_a_rebalance_exactly_onc
         await orders(range(0, 30))
         await orders_processed()
 
-        second = _Running(topology, app_id, kafka_bootstrap, tmp_path / "b")  # a rebalance starts
+        second = InProcessWorker(topology, app_id, kafka_bootstrap, tmp_path / "b")  # a rebalance starts
         await customers([(f"c{i}", {"name": f"n{i}", "tier": "platinum", "v": 2}) for i in range(5)]
                         + [("c9", None), ("c77", None)])
         await limits([("c5", None), ("c8", {"limit": 5}), ("c20", {"limit": 1})])

@@ -1,4 +1,4 @@
-"""Runs `streamer run` workers as real processes for integration tests."""
+"""Runs workers for integration tests: `streamer run` as real processes, or a Worker in this process."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from streamer.config import StreamerConfig
+from streamer.runtime.worker import Worker
+from streamer.topology.topology import Topology
+from tests.kafka_helpers import wait_for
 
 STREAMER = [sys.executable, "-m", "streamer.cli"]
 
@@ -122,3 +127,25 @@ def assigned_tasks(log: str) -> set[str]:
     listed = lines[-1].split("assigned tasks", 1)[1].strip()
     return set() if listed == "none" else {t.strip() for t in listed.split(",")}
 
+
+
+class InProcessWorker:
+    """A worker of ``topology`` in this process (exactly-once, fast failure detection) until ``stop``."""
+
+    def __init__(self, topology: Topology, app_id: str, bootstrap: str, state_dir: Path) -> None:
+        config = StreamerConfig(application_id=app_id, bootstrap_servers=bootstrap, state_dir=str(state_dir),
+                                commit_interval_ms=200, processing_guarantee="exactly_once",
+                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
+        self.worker = Worker(topology, config)
+        self.task = asyncio.create_task(self.worker.run())
+
+    async def started(self) -> Worker:
+        await wait_for(lambda: self.worker.started.is_set() or self.task.done(), timeout=60,
+                       message="the worker to start")
+        if self.task.done():
+            await self.task  # raises what stopped it
+        return self.worker
+
+    async def stop(self) -> None:
+        self.worker.stop()
+        await self.task
