@@ -123,8 +123,20 @@ async def _serve(worker: object) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
+    loop.add_signal_handler(signal.SIGUSR1, _log_task_stacks)
     await worker.run()
     return 0
+
+
+def _log_task_stacks() -> None:
+    """SIGUSR1: log where every asyncio task of the worker waits, to see what a stuck worker is stuck on."""
+    lines = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack()
+        where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno})"
+                            for f in reversed(frames))
+        lines.append(f"  {task.get_name()}: {where or 'not started'}")
+    log.warning("asyncio tasks on SIGUSR1:\n%s", "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,3 +82,17 @@ def test_version_and_typing_marker() -> None:
 
     assert streamer.__version__ == "0.1.0"
     assert importlib.resources.files("streamer").joinpath("py.typed").is_file()
+
+
+async def test_sigusr1_logs_where_each_asyncio_task_waits(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from streamer.cli import _log_task_stacks
+
+    waiting = asyncio.create_task(asyncio.Event().wait(), name="stuck-task")
+    await asyncio.sleep(0)  # let it start and block
+    try:
+        _log_task_stacks()
+    finally:
+        waiting.cancel()
+    assert "asyncio tasks on SIGUSR1" in caplog.text and "stuck-task: wait" in caplog.text

@@ -86,6 +86,10 @@ class WorkerProcess:
         deadline = loop.time() + timeout
         while self.process.poll() is None:
             if loop.time() > deadline:
+                self.process.send_signal(signal.SIGUSR1)  # the worker logs its asyncio tasks' stacks
+                dumped = loop.time() + 5
+                while "asyncio tasks on SIGUSR1" not in self.log() and loop.time() < dumped:
+                    await asyncio.sleep(0.1)
                 self.process.kill()
                 raise AssertionError(f"{self.name} did not exit within {timeout}s after {sig}:\n{self.log()[-3000:]}")
             await asyncio.sleep(0.05)
