@@ -121,6 +121,18 @@ class _WindowedStream:
         idle = millis(idle_ms, "close_when_idle idle_ms", minimum=1)
         return type(self)(self.grouped, self.windows, self.emit, idle)
 
+    def count(self, name: str | None = None, *, value_serde: SerdeLike = None,
+              retention_ms: Duration | None = None) -> Table:
+        """Records per key and window or session (JSON numbers unless ``value_serde`` says otherwise)."""
+        return self._aggregate("count", name, _count(), resolve_serde(value_serde, JSON), retention_ms)
+
+    def reduce(self, reducer: Callable[[Any, Any], Any], name: str | None = None, *, value_serde: SerdeLike = None,
+               retention_ms: Duration | None = None) -> Table:
+        """``reducer(aggregate, value)`` per record; a window's first value is its first aggregate, and
+        merging sessions reduces their aggregates too."""
+        serde = resolve_serde(value_serde, self.grouped.value_serde)
+        return self._aggregate("reduce", name, _reduce(reducer), serde, retention_ms)
+
     def _windowed_key_serde(self) -> Serde:
         raise NotImplementedError
 
@@ -159,17 +171,6 @@ class TimeWindowedStream(_WindowedStream):
     def _windowed_key_serde(self) -> Serde:
         return TimeWindowedSerde(self.grouped.key_serde, self.windows.window_size_ms)  # type: ignore[union-attr]
 
-    def count(self, name: str | None = None, *, value_serde: SerdeLike = None,
-              retention_ms: Duration | None = None) -> Table:
-        """Records per key and window (JSON numbers unless ``value_serde`` says otherwise)."""
-        return self._aggregate("count", name, _count(), resolve_serde(value_serde, JSON), retention_ms)
-
-    def reduce(self, reducer: Callable[[Any, Any], Any], name: str | None = None, *, value_serde: SerdeLike = None,
-               retention_ms: Duration | None = None) -> Table:
-        """``reducer(aggregate, value)`` per record; a window's first value is its first aggregate."""
-        serde = resolve_serde(value_serde, self.grouped.value_serde)
-        return self._aggregate("reduce", name, _reduce(reducer), serde, retention_ms)
-
     def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
                   name: str | None = None, *, value_serde: SerdeLike = None,
                   retention_ms: Duration | None = None) -> Table:
@@ -183,17 +184,6 @@ class SessionWindowedStream(_WindowedStream):
 
     def _windowed_key_serde(self) -> Serde:
         return SessionWindowedSerde(self.grouped.key_serde)
-
-    def count(self, name: str | None = None, *, value_serde: SerdeLike = None,
-              retention_ms: Duration | None = None) -> Table:
-        """Records per key and session."""
-        return self._aggregate("count", name, _count(), resolve_serde(value_serde, JSON), retention_ms)
-
-    def reduce(self, reducer: Callable[[Any, Any], Any], name: str | None = None, *, value_serde: SerdeLike = None,
-               retention_ms: Duration | None = None) -> Table:
-        """``reducer(aggregate, value)`` per record; merging sessions reduces their aggregates too."""
-        serde = resolve_serde(value_serde, self.grouped.value_serde)
-        return self._aggregate("reduce", name, _reduce(reducer), serde, retention_ms)
 
     def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
                   merger: Callable[[Any, Any, Any], Any], name: str | None = None, *,
