@@ -13,16 +13,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from streamer.processors.change import Change
-from streamer.processors.window_base import WindowedProcessor, trigger_context
+from streamer.processors.window_base import Aggregator, Initializer, WindowedAggregation, trigger_context
 from streamer.record import Record
 from streamer.serde import Serde
 from streamer.state.session_store import SessionStore
-from streamer.state.time_ordered_buffer import TimeOrderedBuffer
+from streamer.state.write_cache import WriteCache
 from streamer.windows.windowed import Windowed
 from streamer.windows.windows import SessionWindows
 
-Initializer = Callable[[], Any]
-Aggregator = Callable[[Any, Any, Any], Any]
 Merger = Callable[[Any, Any, Any], Any]
 
 
@@ -31,7 +29,7 @@ def _final_key(key: bytes, start: int) -> bytes:
     return key + start.to_bytes(8, "big", signed=True)
 
 
-class SessionAggregate(WindowedProcessor):
+class SessionAggregate(WindowedAggregation):
     """``aggregator(key, value, aggregate)`` per record into its session; ``merger(key, a, b)`` joins sessions.
 
     With ``buffer_name`` (emit on window close) each session's final result goes out once,
@@ -41,24 +39,15 @@ class SessionAggregate(WindowedProcessor):
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde, windows: SessionWindows,
                  retention_ms: int, initializer: Initializer, aggregator: Aggregator, merger: Merger, *,
                  buffer_name: str | None = None, idle_ms: int | None = None) -> None:
-        super().__init__(name, store_name, key_serde, idle_ms)
-        self.store_name = store_name
-        self.value_serde = value_serde
+        super().__init__(name, store_name, key_serde, value_serde, retention_ms, initializer, aggregator,
+                         buffer_name, idle_ms)
         self.gap = windows.gap_ms
         self.grace = windows.grace_ms
-        self.retention_ms = retention_ms
-        self.initializer = initializer
-        self.aggregator = aggregator
         self.merger = merger
-        self.buffer_name = buffer_name
         self.store: SessionStore
-        self.finals: TimeOrderedBuffer | None = None
 
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = SessionStore(context.get_store(self.store_name), self.retention_ms)
-        if self.buffer_name is not None:
-            self.finals = TimeOrderedBuffer(context.get_store(self.buffer_name))
+    def open_store(self, cache: WriteCache) -> None:
+        self.store = SessionStore(cache, self.retention_ms)
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []

@@ -19,25 +19,23 @@ non-negative time; as in Kafka Streams they go to the window ``[0, difference]``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from streamer.processors.change import Change
-from streamer.processors.window_base import WindowedProcessor, trigger_context
+from streamer.processors.window_base import Aggregator, Initializer, WindowedAggregation, trigger_context
 from streamer.record import Record
 from streamer.serde import Serde
-from streamer.state.time_ordered_buffer import TimeOrderedBuffer
 from streamer.state.timestamped import decode, encode, timestamp_of
 from streamer.state.window_store import WindowStore
+from streamer.state.write_cache import WriteCache
 from streamer.windows.windowed import Windowed
 from streamer.windows.windows import SlidingWindows
 
-Initializer = Callable[[], Any]
-Aggregator = Callable[[Any, Any, Any], Any]
 #: (aggregate, timestamp of the window's latest record)
 Entry = tuple[Any, int]
 
 
-class SlidingAggregate(WindowedProcessor):
+class SlidingAggregate(WindowedAggregation):
     """``aggregator(key, value, aggregate)`` into each open sliding window of a record.
 
     Emits on every window update unless ``buffer_name`` is given (emit on window close:
@@ -47,24 +45,15 @@ class SlidingAggregate(WindowedProcessor):
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde, windows: SlidingWindows,
                  retention_ms: int, initializer: Initializer, aggregator: Aggregator, *,
                  buffer_name: str | None = None, idle_ms: int | None = None) -> None:
-        super().__init__(name, store_name, key_serde, idle_ms)
-        self.store_name = store_name
-        self.value_serde = value_serde
+        super().__init__(name, store_name, key_serde, value_serde, retention_ms, initializer, aggregator,
+                         buffer_name, idle_ms)
         self.difference = windows.time_difference_ms
         self.grace = windows.grace_ms
-        self.retention_ms = retention_ms
-        self.initializer = initializer
-        self.aggregator = aggregator
-        self.buffer_name = buffer_name
         self.store: WindowStore
-        self.finals: TimeOrderedBuffer | None = None
         self._out: list[Record] = []
 
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = WindowStore(context.get_store(self.store_name), self.retention_ms)
-        if self.buffer_name is not None:
-            self.finals = TimeOrderedBuffer(context.get_store(self.buffer_name))
+    def open_store(self, cache: WriteCache) -> None:
+        self.store = WindowStore(cache, self.retention_ms)
 
     def _decode(self, data: bytes) -> Entry:
         timestamp, value = decode(data)

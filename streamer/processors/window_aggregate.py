@@ -10,25 +10,23 @@ timestamp of the window's latest record.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Callable
+from typing import Any
 
 from streamer.processors.change import Change
-from streamer.processors.window_base import WindowedProcessor, trigger_context
+from streamer.processors.window_base import Aggregator, Initializer, WindowedAggregation, trigger_context
 from streamer.record import Record
 from streamer.serde import Serde, deserialize_many, serialize_many
-from streamer.state.time_ordered_buffer import TimeOrderedBuffer
 from streamer.state.timestamped import decode, encode
 from streamer.state.window_store import WindowStore
+from streamer.state.write_cache import WriteCache
 from streamer.windows.windowed import Windowed
 from streamer.windows.windows import TimeWindows
 
-Initializer = Callable[[], Any]
-Aggregator = Callable[[Any, Any, Any], Any]
 #: (aggregate, timestamp) of one window
 Entry = tuple[Any, int]
 
 
-class WindowAggregate(WindowedProcessor):
+class WindowAggregate(WindowedAggregation):
     """``aggregator(key, value, aggregate)`` per record and open window, from ``initializer()``.
 
     With ``emit_on_close`` nothing is forwarded on update; each window's final result goes
@@ -41,24 +39,15 @@ class WindowAggregate(WindowedProcessor):
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde, windows: TimeWindows,
                  retention_ms: int, initializer: Initializer, aggregator: Aggregator, *,
                  buffer_name: str | None = None, idle_ms: int | None = None) -> None:
-        super().__init__(name, store_name, key_serde, idle_ms)
-        self.store_name = store_name
-        self.value_serde = value_serde
+        super().__init__(name, store_name, key_serde, value_serde, retention_ms, initializer, aggregator,
+                         buffer_name, idle_ms)
         self.windows = windows
-        self.retention_ms = retention_ms
-        self.initializer = initializer
-        self.aggregator = aggregator
-        self.buffer_name = buffer_name
         self.store: WindowStore
-        self.finals: TimeOrderedBuffer | None = None
         #: (key bytes, window start) -> entry, for windows updated in the current batch
         self._pending: dict[tuple[bytes, int], Entry] = {}
 
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = WindowStore(context.get_store(self.store_name), self.retention_ms)
-        if self.buffer_name is not None:
-            self.finals = TimeOrderedBuffer(context.get_store(self.buffer_name))
+    def open_store(self, cache: WriteCache) -> None:
+        self.store = WindowStore(cache, self.retention_ms)
 
     def process(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []

@@ -13,12 +13,14 @@ records. A record that arrives later for such a window is late.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from streamer.processors.api import ProcessorContext, PunctuationType
 from streamer.processors.keyed import KeyedProcessor
 from streamer.record import Record
 from streamer.serde import Serde
+from streamer.state.time_ordered_buffer import TimeOrderedBuffer
+from streamer.state.write_cache import WriteCache
 
 #: Stream time before the first record.
 NO_TIME = -1
@@ -73,6 +75,37 @@ class WindowedProcessor(KeyedProcessor):
         """Final results of the windows closed at the current stream time; ``trigger`` is the record
         that advanced it (its headers go with them), None for an idle close."""
         return []
+
+
+Initializer = Callable[[], Any]
+Aggregator = Callable[[Any, Any, Any], Any]
+
+
+class WindowedAggregation(WindowedProcessor):
+    """What time, sliding and session aggregations share: their store, functions, and the
+    buffer of windows waiting to close (emit on close; None emits every update)."""
+
+    def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde, retention_ms: int,
+                 initializer: Initializer, aggregator: Aggregator, buffer_name: str | None,
+                 idle_ms: int | None) -> None:
+        super().__init__(name, store_name, key_serde, idle_ms)
+        self.store_name = store_name
+        self.value_serde = value_serde
+        self.retention_ms = retention_ms
+        self.initializer = initializer
+        self.aggregator = aggregator
+        self.buffer_name = buffer_name
+        self.finals: TimeOrderedBuffer | None = None
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.open_store(context.get_store(self.store_name))
+        if self.buffer_name is not None:
+            self.finals = TimeOrderedBuffer(context.get_store(self.buffer_name))
+
+    def open_store(self, cache: WriteCache) -> None:
+        """Wrap the task's cache of the aggregation's store in the store type of its windows."""
+        raise NotImplementedError
 
 
 def trigger_context(trigger: Record | None) -> tuple[Any, int]:
