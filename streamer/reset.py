@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -28,6 +29,8 @@ from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, ResetError
 from streamer.runtime.clients import connection_options
 from streamer.topology.topology import Topology, internal_topic_name
+
+T = TypeVar("T")
 
 #: Name endings of the internal topics streamer creates after the ``<application id>-`` prefix.
 INTERNAL_SUFFIXES = ("-repartition", "-changelog", "-subscription-registration-topic",
@@ -127,8 +130,26 @@ class ApplicationReset:
         finally:
             await admin.close()
 
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry a group call on retriable errors until the broker timeout.
+
+        On a fresh cluster the group coordinator is not available until the broker has
+        created ``__consumer_offsets``; that is a wait, not a failure.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.broker_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except KafkaError as error:
+                if not error.retriable or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
     async def _refuse_if_active(self, admin: AIOKafkaAdminClient) -> None:
-        for response in await admin.describe_consumer_groups([self.app]):
+        for response in await self._retrying(lambda: admin.describe_consumer_groups([self.app])):
             for group in response.to_object()["groups"]:
                 members = group["members"]
                 if members:
@@ -143,7 +164,7 @@ class ApplicationReset:
         internal = {t for t in existing if is_internal_topic(self.app, t)}
         if self.topology is not None:
             internal |= topology_internal_topics(self.topology, self.app) & existing
-        committed = await admin.list_consumer_group_offsets(self.app)
+        committed = await self._retrying(lambda: admin.list_consumer_group_offsets(self.app))
         inputs = {tp.topic for tp in committed if tp.topic not in internal and tp.topic in existing}
         if self.topology is not None:
             inputs |= topology_input_topics(self.topology, existing) & existing

@@ -112,6 +112,9 @@ def server_properties(node: NodeSpec, voters: list[NodeSpec],
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
         "log.cleaner.backoff.ms": "1000",
         "log.retention.check.interval.ms": "60000",
+        # Keep records whatever their timestamps: event-time apps and tests replay data from
+        # long ago, which a time retention would delete within a minute of producing it.
+        "log.retention.ms": "-1",
         "delete.topic.enable": "true",
         "controlled.shutdown.enable": "true",
     }
