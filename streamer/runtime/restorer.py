@@ -55,10 +55,15 @@ class _Waiter:
 class Restorer:
     """Owns the restore consumer; ``restore`` returns once the given stores are caught up."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, on_restored: Callable[[str, int], None] | None = None) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, on_restored: Callable[[str, int], None] | None = None,
+                 on_restore_begin: Callable[[str, int, int], None] | None = None, log_progress: bool = True) -> None:
         self.consumer = consumer
         #: told (changelog topic, records) after each fetch written to a store: the worker's metrics
         self.on_restored = on_restored
+        #: told (changelog topic, partition, records to restore) once a partition's end offset is known
+        self.on_restore_begin = on_restore_begin
+        #: log progress every PROGRESS_EVERY_S; off when the worker draws a progress bar instead
+        self.log_progress = log_progress
         self._targets: dict[TopicPartition, tuple[RestoreTarget, int]] = {}
         self._starts: dict[TopicPartition, int] = {}
         self._waiters: list[_Waiter] = []
@@ -81,6 +86,8 @@ class Restorer:
                 self._targets[tp] = (cache, ends[tp])
                 self._starts[tp] = start
                 remaining.add(tp)
+                if self.on_restore_begin is not None:
+                    self.on_restore_begin(tp.topic, tp.partition, ends[tp] - start)
         if not remaining:
             return
         waiter = _Waiter(set(remaining))
@@ -142,7 +149,7 @@ class Restorer:
                     del self._targets[tp]
                     self._release(tp)
             now = time.monotonic()
-            if now - last_report >= PROGRESS_EVERY_S and self._targets:
+            if self.log_progress and now - last_report >= PROGRESS_EVERY_S and self._targets:
                 last_report = now
                 done = self._restored - total_at_start
                 log.info("restoring: %d records so far (%.0f records/s), %d partitions to go",

@@ -26,6 +26,12 @@ class StateManager:
         self._restorer_lock = asyncio.Lock()
         #: (changelog topic, records) after each restored fetch; the worker counts them
         self.on_restored: Callable[[str, int], None] | None = None
+        #: (changelog topic, partition, records to restore) when a partition's restore begins
+        self.on_restore_begin: Callable[[str, int, int], None] | None = None
+        #: (changelog topic, partition) when a task's restore returned, done or not (closed, failed)
+        self.on_restore_end: Callable[[str, int], None] | None = None
+        #: the restorer logs progress lines; off while a progress bar shows it
+        self.log_progress = True
 
     def open(self, subtopology: SubTopology, partition: int) -> TaskStores:
         task_dir = self.root / task_id_of(subtopology.id, partition)
@@ -47,14 +53,20 @@ class StateManager:
                 **connection_options(self.config),
             )
             await consumer.start()
-            self._restorer_instance = Restorer(consumer, self.on_restored)
+            self._restorer_instance = Restorer(consumer, self.on_restored, self.on_restore_begin, self.log_progress)
         return self._restorer_instance
 
     async def restore(self, stores: TaskStores) -> None:
         """Bring every logged store of a task up to its changelog's end."""
         targets = {TopicPartition(topic, stores.partition): stores[name] for name, topic in stores.changelogs.items()}
-        if targets:
+        if not targets:
+            return
+        try:
             await (await self._restorer()).restore(targets)
+        finally:
+            if self.on_restore_end is not None:
+                for tp in targets:
+                    self.on_restore_end(tp.topic, tp.partition)
 
     async def close(self) -> None:
         if self._restorer_instance is not None:
