@@ -1,4 +1,9 @@
-"""Kafka's default key partitioner (murmur2), so other clients agree on placement."""
+"""Kafka's default key partitioner (murmur2), so other clients agree on placement.
+
+``murmur2`` and ``default_partition`` are the C versions from streamer/_native when the
+install could compile them (setup.py), else the pure Python ones below, which give the
+same results and stay the reference the tests compare against.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ _WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
 _WORDS_KEPT = 64
 
 
-def murmur2(data: bytes) -> int:
+def murmur2_python(data: bytes) -> int:
     """The 32-bit murmur2 hash exactly as the Java client computes it (seed 0x9747b28c).
 
     The 4-byte words are unpacked in one call and the masks folded (the low 32 bits of
@@ -46,6 +51,17 @@ def murmur2(data: bytes) -> int:
     return h
 
 
-def default_partition(key_bytes: bytes, num_partitions: int) -> int:
+def default_partition_python(key_bytes: bytes, num_partitions: int) -> int:
     """Partition of a serialized key: ``toPositive(murmur2(key)) % n`` as in Kafka."""
-    return (murmur2(key_bytes) & 0x7FFFFFFF) % num_partitions
+    return (murmur2_python(key_bytes) & 0x7FFFFFFF) % num_partitions
+
+
+def _compiled() -> tuple[Callable[[bytes], int], Callable[[bytes, int], int]]:
+    try:
+        import streamer._native.murmur2 as native
+    except ImportError:  # installed without a C compiler
+        return murmur2_python, default_partition_python
+    return native.murmur2, native.default_partition
+
+
+murmur2, default_partition = _compiled()

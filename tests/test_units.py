@@ -8,7 +8,10 @@ from streamer import JSON, STRING, FunctionSerde, StreamsBuilder
 from streamer.app_loader import load_topology
 from streamer.config import StreamerConfig, app_setting, load_config
 from streamer.errors import AppLoadError, ConfigError, SerializationError, TopologyError
-from streamer.partitioner import default_partition, murmur2
+import random
+
+from streamer import partitioner
+from streamer.partitioner import default_partition, default_partition_python, murmur2, murmur2_python
 from streamer.serde import INT, FLOAT, deserialize_many, resolve_serde, serialize_many
 
 
@@ -24,11 +27,20 @@ from streamer.serde import INT, FLOAT, deserialize_many, resolve_serde, serializ
     ],
 )
 def test_murmur2_matches_the_java_client(data: bytes, signed_hash: int) -> None:
-    assert murmur2(data) == signed_hash & 0xFFFFFFFF
+    assert murmur2(data) == murmur2_python(data) == signed_hash & 0xFFFFFFFF
 
 
 def test_default_partition_is_positive_modulo() -> None:
-    assert default_partition(b"foobar", 7) == (-790332482 & 0x7FFFFFFF) % 7
+    assert default_partition(b"foobar", 7) == default_partition_python(b"foobar", 7) == (-790332482 & 0x7FFFFFFF) % 7
+
+
+def test_the_compiled_partitioner_is_installed_and_agrees_with_the_python_one() -> None:
+    assert partitioner.murmur2 is not murmur2_python, "setup.py's C extension was not built; is gcc installed?"
+    rng = random.Random(7)
+    for length in list(range(40)) + [255, 1024]:
+        data = rng.randbytes(length)
+        assert murmur2(data) == murmur2_python(data)
+        assert default_partition(data, 13) == default_partition_python(data, 13)
 
 
 @pytest.mark.parametrize("serde,value", [(STRING, "héllo"), (JSON, {"a": [1, 2.5, None]}), (INT, -42), (FLOAT, 2.5)])
