@@ -13,25 +13,25 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.global_store import GlobalUpdater
+from streamer.runtime.guarantees import CommitPath, commit_path_for
 from streamer.runtime.health import HealthServer, Heartbeat
 from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
-from streamer.runtime.task import Offsets, StreamTask
+from streamer.runtime.task import StreamTask
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.topics import TopicManager
-from streamer.runtime.transactions import FENCING_ERRORS, abort_quietly, commit_transaction, start_task_producer
 from streamer.topology.topology import Topology
 
 log = logging.getLogger("streamer.worker")
@@ -74,7 +74,8 @@ class Worker:
         self._commit_lock = asyncio.Lock()
         self._partition_counts: dict[str, int] = {}
         self.admin: AIOKafkaAdminClient | None = None
-        self.producer: AIOKafkaProducer | None = None
+        #: produces and commits as the processing guarantee says; created at start
+        self.guarantee: CommitPath | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.state: StateManager | None = None
         #: keeps the global tables, restored before the worker joins its group
@@ -122,17 +123,6 @@ class Worker:
         for sub in self.topology.subtopologies:
             for topic in sub.source_topics(config.application_id):
                 self._sub_of_topic[topic] = sub.id
-        if not config.exactly_once:  # under exactly-once every task has its own transactional producer
-            self.producer = AIOKafkaProducer(
-                client_id=f"{config.application_id}-producer",
-                acks="all",
-                enable_idempotence=True,
-                max_batch_size=config.max_batch_bytes,
-                max_request_size=max(config.max_batch_bytes, 1_048_576),
-                linger_ms=5,
-                **connection_options(self.config),
-            )
-            await self._reach_broker(self.producer.start())
         self.state = StateManager(config)
         self.state.on_restored = self._restored
         self.consumer = AIOKafkaConsumer(
@@ -152,6 +142,8 @@ class Worker:
             **connection_options(self.config),
         )
         self.consumer.subscribe(topics=sorted(self._sub_of_topic), listener=_Listener(self))
+        self.guarantee = commit_path_for(config)
+        await self._reach_broker(self.guarantee.start(self.consumer))
         await self._reach_broker(self.consumer.start())
         log.info("worker of %s started; topics %s", config.application_id, ", ".join(sorted(self._sub_of_topic)))
 
@@ -168,12 +160,10 @@ class Worker:
         if self.consumer is not None and self.tasks:
             clean = self._fatal is None
             await self._close_tasks(list(self.tasks.values()), commit=clean)
-        for client in (self.consumer, self.producer):
-            if client is not None:
-                try:
-                    await client.stop()
-                except KafkaError as error:
-                    log.warning("closing %s failed: %r", type(client).__name__, error)
+        if self.consumer is not None:
+            await self._stop_quietly("consumer", self.consumer.stop())
+        if self.guarantee is not None:
+            await self._stop_quietly("producer", self.guarantee.close())
         if self.state is not None:
             await self.state.close()
         if self.global_updater is not None:
@@ -183,6 +173,12 @@ class Worker:
         if self.health is not None:
             await self.health.close()
         log.info("worker of %s stopped", self.config.application_id)
+
+    async def _stop_quietly(self, what: str, stopping: Any) -> None:
+        try:
+            await stopping
+        except KafkaError as error:
+            log.warning("closing the %s failed: %r", what, error)
 
     def ready(self) -> bool:
         """A member of the group with every assigned task restored and running (what /ready answers)."""
@@ -319,57 +315,21 @@ class Worker:
     # -- commits ---------------------------------------------------------------------------
 
     async def commit(self, tasks: list[StreamTask] | None = None) -> list[tuple[StreamTask, BaseException]]:
-        """Commit the given (default: all) tasks that made progress; returns the tasks whose transaction failed."""
+        """Commit the given (default: all) tasks that made progress; returns the tasks whose commit failed."""
+        assert self.guarantee is not None
         async with self._commit_lock:
             chosen = [t for t in (tasks if tasks is not None else self.tasks.values()) if t.needs_commit]
             if not chosen:
                 return []
             began = time.perf_counter()
-            if not self.config.exactly_once:
-                await self._commit_at_least_once(chosen)
-                self._commit_done(began, len(chosen))
-                return []
-            outcomes = await asyncio.gather(*(self._commit_transaction(t) for t in chosen), return_exceptions=True)
-            for task, outcome in zip(chosen, outcomes):
-                if not isinstance(outcome, BaseException):
+            failed = await self.guarantee.commit(chosen)
+            lost = {t.task_id for t, _ in failed}
+            for task in chosen:
+                if task.task_id not in lost:
                     self._recoveries.pop(task.task_id, None)
-            failed = [(t, o) for t, o in zip(chosen, outcomes) if isinstance(o, BaseException)]
-            self._commit_done(began, len(chosen) - len(failed))
+            self.metrics.commit_latency.observe(time.perf_counter() - began)
+            self.metrics.commits.inc(len(chosen) - len(failed))
             return failed
-
-    def _commit_done(self, began: float, committed: int) -> None:
-        self.metrics.commit_latency.observe(time.perf_counter() - began)
-        self.metrics.commits.inc(committed)
-
-    async def _commit_at_least_once(self, tasks: list[StreamTask]) -> None:
-        """Outputs and changelogs acknowledged first, then input offsets, then local state."""
-        assert self.consumer is not None
-        for task in tasks:
-            await task.lock.acquire()
-        try:
-            flushed = await asyncio.gather(*(task.flush() for task in tasks))
-            offsets: Offsets = {tp: offset for result in flushed for tp, offset in result.items()}
-            try:
-                await self.consumer.commit(offsets)
-            except CommitFailedError as error:
-                # The changelogs already hold these changes, so the stores take them too; only the
-                # input offsets stay uncommitted, and the records behind them are processed again.
-                log.warning("offset commit failed after a rebalance; those records will be processed again: %r", error)
-                for task in tasks:
-                    task.stores.apply()
-                return
-            for task, result in zip(tasks, flushed):
-                task.committed(result)
-        finally:
-            for task in tasks:
-                task.lock.release()
-
-    async def _commit_transaction(self, task: StreamTask) -> None:
-        """Outputs, changelog records and input offsets in one transaction; state after it commits."""
-        async with task.lock:
-            offsets = await task.flush()
-            await commit_transaction(task.producer, offsets, self.config.application_id)
-            task.committed(offsets)
 
     async def _recover(self, task: StreamTask, error: BaseException) -> None:
         """A transaction failed: abort it, drop the task's uncommitted work and reopen the task.
@@ -377,7 +337,8 @@ class Worker:
         A fenced task is not reopened: a newer owner has it, and a rebalance will take
         its partitions from this worker.
         """
-        fenced = isinstance(error, FENCING_ERRORS)
+        assert self.guarantee is not None
+        fenced = isinstance(error, self.guarantee.fencing_errors)
         self.metrics.transaction_aborts.inc()
         self._recoveries[task.task_id] = self._recoveries.get(task.task_id, 0) + 1
         if self._recoveries[task.task_id] > MAX_RECOVERIES:
@@ -431,11 +392,8 @@ class Worker:
         opened = []
         for sub_id, partition in wanted:
             subtopology = self.topology.subtopologies[sub_id]
-            producer = self.producer
-            if self.config.exactly_once:
-                producer = await start_task_producer(
-                    self.config, task_id_of(sub_id, partition), connection_options(self.config)
-                )
+            assert self.guarantee is not None
+            producer = await self.guarantee.producer_for(task_id_of(sub_id, partition))
             stores = self.state.open(subtopology, partition)
             task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores,
                               self.metrics)
@@ -518,10 +476,8 @@ class Worker:
         for task in tasks:
             if task.task_id in failed:
                 task.abandon()
-            if task.producer is not self.producer:
-                if task.task_id in failed:
-                    await abort_quietly(task.producer, task.task_id)
-                await task.producer.stop()
+            assert self.guarantee is not None
+            await self.guarantee.release(task, failed=task.task_id in failed)
             task.close()
             self.tasks.pop(task.task_id, None)
             for tp in task.partitions:
