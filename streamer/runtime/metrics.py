@@ -56,6 +56,12 @@ class WorkerMetrics:
                                          buckets=COMMIT_BUCKETS, registry=r)
         self.restore_records = Counter("streamer_restore_records_total", "Changelog records restored into a store.",
                                        ["store"], registry=r)
+        self.restore_to_restore = Gauge("streamer_restore_records_to_restore",
+                                        "Changelog records (end minus start offset) the store's latest restore had "
+                                        "to restore, over its restoring partitions.", ["store"], registry=r)
+        self.restore_remaining = Gauge("streamer_restore_remaining_records",
+                                       "Changelog records of the store still to restore; 0 once restored.",
+                                       ["store"], registry=r)
         self.records_dropped = Counter("streamer_records_dropped_total",
                                        "Records a processor dropped on purpose (a late record for a closed window).",
                                        ["processor", "reason"], registry=r)
@@ -100,6 +106,10 @@ class WorkerMetrics:
 
     def restored(self, store: str, count: int) -> None:
         self._child(self.restore_records, store).inc(count)
+
+    def restore_progress(self, store: str, to_restore: int, remaining: int) -> None:
+        self._child(self.restore_to_restore, store).set(to_restore)
+        self._child(self.restore_remaining, store).set(remaining)
 
     def skipped(self, error: BaseException, dead_lettered: bool) -> None:
         """The error handler skipped a record (and wrote it to the dead-letter topic if ``dead_lettered``)."""

@@ -1,0 +1,126 @@
+"""Restore progress: the gauges in both modes, a rich bar on a terminal, the restorer's log lines off one."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import re
+
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+
+from streamer.config import StreamerConfig
+from streamer.runtime.metrics import WorkerMetrics
+from streamer.runtime.restore_progress import RestoreProgress
+from streamer.runtime.state_manager import StateManager
+
+#: Colours and cursor moves the bar is drawn with.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+CHANGELOGS = {"app-counts-changelog": "counts", "app-totals-changelog": "totals"}
+
+
+class Clock:
+    """Time the test moves: rich's rate and time left come out the same on every run."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _value(metrics: WorkerMetrics, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def _restore(progress: RestoreProgress, clock: Clock) -> list[tuple[float | None, ...]]:
+    """Two partitions of one store, one of another; the first partition's changelog has gaps (compacted)."""
+    gauges = []
+
+    def seen() -> None:
+        gauges.append(tuple(_value(progress.metrics, name, store="counts") for name in (
+            "streamer_restore_records_to_restore", "streamer_restore_remaining_records",
+            "streamer_restore_records_total")))
+
+    progress.begin("app-counts-changelog", 0, 1000)
+    progress.begin("app-counts-changelog", 1, 3000)
+    progress.begin("app-totals-changelog", 0, 50)
+    seen()
+    for _ in range(4):
+        clock.now += 1.0
+        progress.restored("app-counts-changelog", 500)
+        seen()
+    progress.end("app-counts-changelog", 0)
+    progress.end("app-totals-changelog", 0)
+    clock.now += 1.0
+    progress.restored("app-counts-changelog", 1500)
+    progress.end("app-counts-changelog", 1)
+    progress.end("app-counts-changelog", 2)  # a task with nothing to restore: no begin, no harm
+    seen()
+    return gauges
+
+
+def test_the_gauges_follow_a_restore_and_end_at_zero() -> None:
+    clock = Clock()
+    progress = RestoreProgress(WorkerMetrics(), CHANGELOGS, Console(file=io.StringIO()), clock)
+    assert not progress.bar
+    assert _restore(progress, clock) == [
+        (4000, 4000, None), (4000, 3500, 500), (4000, 3000, 1000), (4000, 2500, 1500), (4000, 2000, 2000),
+        (4000, 0, 3500),
+    ]
+    assert _value(progress.metrics, "streamer_restore_remaining_records", store="totals") == 0
+    assert _value(progress.metrics, "streamer_restore_records_to_restore", store="totals") == 50
+
+
+def test_off_a_terminal_the_restorer_logs_and_no_bar_is_drawn() -> None:
+    out = io.StringIO()
+    state = StateManager(StreamerConfig(application_id="app"))
+    progress = RestoreProgress(WorkerMetrics(), CHANGELOGS, Console(file=out), Clock())
+    progress.attach(state)
+    assert state.log_progress
+    assert (state.on_restore_begin, state.on_restored, state.on_restore_end) == (
+        progress.begin, progress.restored, progress.end)
+    _restore(progress, Clock())
+    assert out.getvalue() == ""
+
+
+def test_on_a_terminal_a_bar_shows_each_store_and_the_restorer_keeps_quiet() -> None:
+    out = io.StringIO()
+    clock = Clock()
+    state = StateManager(StreamerConfig(application_id="app"))
+    progress = RestoreProgress(WorkerMetrics(), CHANGELOGS, Console(file=out, force_terminal=True, width=120), clock)
+    progress.attach(state)
+    assert not state.log_progress
+    progress.begin("app-counts-changelog", 0, 4000)
+    clock.now += 2.0
+    progress.restored("app-counts-changelog", 1000)
+    clock.now += 2.0
+    progress.restored("app-counts-changelog", 1000)
+    drawn = ANSI.sub("", out.getvalue())
+    assert "restoring counts" in drawn and "2000/4000" in drawn and "500 records/s" in drawn
+    assert "0:00:04" in drawn  # 2000 left at 500 records/s
+    progress.end("app-counts-changelog", 0)
+    assert "4000/4000" in ANSI.sub("", out.getvalue())
+    assert progress._progress is None  # the display stopped with the last restore
+
+
+def test_a_real_pseudo_terminal_gets_the_bar() -> None:
+    """What the worker does: a console on a stderr that is a terminal draws the bar."""
+    leader, follower = pty.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as terminal:
+            progress = RestoreProgress(WorkerMetrics(), CHANGELOGS, Console(file=terminal, width=100), Clock())
+            assert progress.bar
+            progress.begin("app-totals-changelog", 0, 50)
+            progress.end("app-totals-changelog", 0)
+            terminal.flush()
+        drawn = ANSI.sub("", os.read(leader, 65536).decode(errors="replace"))
+        assert "restoring totals" in drawn and "50/50" in drawn
+    finally:
+        os.close(leader)
+        os.close(follower)
