@@ -27,6 +27,7 @@ from streamer.runtime.guarantees import CommitPath, commit_path_for
 from streamer.runtime.health import HealthServer, Heartbeat
 from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
+from streamer.runtime.restore_progress import RestoreProgress
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
 from streamer.runtime.task import StreamTask
@@ -124,7 +125,7 @@ class Worker:
             for topic in sub.source_topics(config.application_id):
                 self._sub_of_topic[topic] = sub.id
         self.state = StateManager(config)
-        self.state.on_restored = self._restored
+        RestoreProgress(self.metrics, self._store_of_changelog).attach(self.state)  # metrics, and a bar on a tty
         self.consumer = AIOKafkaConsumer(
             group_id=config.application_id,
             client_id=f"{config.application_id}-consumer",
@@ -190,9 +191,6 @@ class Worker:
         # aiokafka sets the assignment before the listener opens its tasks: each needs a running task
         return not self._starting and all(tp in self._task_of and self._task_of[tp].task_id in self._runners
                                           for tp in consumer.assignment())
-
-    def _restored(self, changelog: str, count: int) -> None:
-        self.metrics.restored(self._store_of_changelog.get(changelog, changelog), count)
 
     def store(self, name: str) -> LocalStoreView | LocalWindowStoreView | LocalSessionStoreView:
         """Read store ``name`` as it is in this worker's running tasks (see streamer.runtime.queries).
