@@ -101,7 +101,10 @@ async def test_a_scraped_worker_counts_its_input_and_catches_up(
         await wait_for(again.ready, timeout=60, message="second worker ready")
         assert again.health is not None
         samples = await _scrape(again.health.port)
-        assert _total(samples, "streamer_restore_records_total", store="word-counts") > 0
+        restored = _total(samples, "streamer_restore_records_total", store="word-counts")
+        assert restored > 0
+        assert _total(samples, "streamer_restore_records_to_restore_total", store="word-counts") >= restored
+        assert _total(samples, "streamer_restore_remaining_records", store="word-counts") == 0
     finally:
         again.stop()
         await running

@@ -44,7 +44,7 @@ def _restore(progress: RestoreProgress, clock: Clock) -> list[tuple[float | None
 
     def seen() -> None:
         gauges.append(tuple(_value(progress.metrics, name, store="counts") for name in (
-            "streamer_restore_records_to_restore", "streamer_restore_remaining_records",
+            "streamer_restore_records_to_restore_total", "streamer_restore_remaining_records",
             "streamer_restore_records_total")))
 
     progress.begin("app-counts-changelog", 0, 1000)
@@ -74,7 +74,7 @@ def test_the_gauges_follow_a_restore_and_end_at_zero() -> None:
         (4000, 0, 3500),
     ]
     assert _value(progress.metrics, "streamer_restore_remaining_records", store="totals") == 0
-    assert _value(progress.metrics, "streamer_restore_records_to_restore", store="totals") == 50
+    assert _value(progress.metrics, "streamer_restore_records_to_restore_total", store="totals") == 50
 
 
 def test_off_a_terminal_the_restorer_logs_and_no_bar_is_drawn() -> None:

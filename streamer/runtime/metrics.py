@@ -56,9 +56,9 @@ class WorkerMetrics:
                                          buckets=COMMIT_BUCKETS, registry=r)
         self.restore_records = Counter("streamer_restore_records_total", "Changelog records restored into a store.",
                                        ["store"], registry=r)
-        self.restore_to_restore = Gauge("streamer_restore_records_to_restore",
-                                        "Changelog records (end minus start offset) the store's latest restore had "
-                                        "to restore, over its restoring partitions.", ["store"], registry=r)
+        self.restore_to_restore = Counter("streamer_restore_records_to_restore_total",
+                                          "Changelog records (end minus start offset) found to restore into a store "
+                                          "when each of its partitions' restores began.", ["store"], registry=r)
         self.restore_remaining = Gauge("streamer_restore_remaining_records",
                                        "Changelog records of the store still to restore; 0 once restored.",
                                        ["store"], registry=r)
@@ -107,8 +107,10 @@ class WorkerMetrics:
     def restored(self, store: str, count: int) -> None:
         self._child(self.restore_records, store).inc(count)
 
-    def restore_progress(self, store: str, to_restore: int, remaining: int) -> None:
-        self._child(self.restore_to_restore, store).set(to_restore)
+    def restore_began(self, store: str, to_restore: int) -> None:
+        self._child(self.restore_to_restore, store).inc(to_restore)
+
+    def set_restore_remaining(self, store: str, remaining: int) -> None:
         self._child(self.restore_remaining, store).set(remaining)
 
     def skipped(self, error: BaseException, dead_lettered: bool) -> None:

@@ -2,8 +2,8 @@
 
 The state manager's restore hooks feed it: a partition's restore begins with its record
 count (changelog end minus start), fetches report records restored, and a task's restore
-ends, done or not. Per store it keeps the records to restore and how many are done, sets
-the restore gauges, and on a terminal draws one rich progress line per store (done/total,
+ends, done or not. Per store it counts the records to restore and restored, sets the
+remaining records gauge, and on a terminal draws one rich progress line per store (done/total,
 rate, time left). Off a terminal the restorer's own log lines report progress, so there is
 one way per mode and no line twice.
 
@@ -83,6 +83,7 @@ class RestoreProgress:
             restore = self._stores[store] = _StoreRestore()
         restore.open[partition] = records
         restore.total += records
+        self.metrics.restore_began(store, records)
         self._report(store, restore)
         if self.bar:
             progress = self._bar()
@@ -118,7 +119,7 @@ class RestoreProgress:
         return self.store_of_changelog.get(changelog, changelog)
 
     def _report(self, store: str, restore: _StoreRestore) -> None:
-        self.metrics.restore_progress(store, restore.total, restore.total - restore.completed)
+        self.metrics.set_restore_remaining(store, restore.total - restore.completed)
         if self._progress is not None and restore.bar is not None:
             self._progress.update(restore.bar, total=restore.total, completed=restore.completed)
 
