@@ -63,3 +63,16 @@ class StateStoreError(StreamerError):
 
 class ResetError(StreamerError):
     """An application reset cannot go ahead (its group still has members) or did not finish."""
+
+
+class SchemaRegistryError(StreamerError):
+    """The schema registry did not answer, or refused a request that is not about one record's data.
+
+    Never a record's fault, so no deserialization handler skips it: the task fails, and runs
+    again from its last commit once the registry is back.
+    """
+
+
+class BrokerAuthenticationError(StreamerError):
+    """A broker accepts connections but TLS or SASL fails: an untrusted certificate, a wrong password,
+    or another security protocol than its listener's."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamer.errors import DeserializationError, InvalidTimestampError
+from streamer.errors import DeserializationError, InvalidTimestampError, SchemaRegistryError
 from streamer.processors.api import Processor
 from streamer.record import Record
 from streamer.serde import Serde, deserialize_many
@@ -60,6 +60,8 @@ class Source(Processor):
         for message in messages:
             try:
                 key, value = load_key(message.key), load_value(message.value)
+            except SchemaRegistryError:
+                raise  # the registry failed, not the record: no handler may skip records for it
             except Exception as error:
                 wrapped = DeserializationError(f"cannot deserialize message at offset {message.offset}: {error!r}")
                 self.context.record_error(self.name, message, wrapped)
