@@ -67,6 +67,9 @@ class StreamerConfig:
     metrics_port: int | None = None
     #: Passed to every aiokafka client: security_protocol, ssl_context, sasl_* ...
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    #: "host:port" where this worker serves interactive queries over HTTP (bound there and told to the
+    #: other workers through the group); None: no query server.
+    application_server: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.client_options, Mapping):
@@ -83,6 +86,8 @@ class StreamerConfig:
         for name in ("deserialization_error_handler", "processing_error_handler"):
             if getattr(self, name) not in _HANDLERS:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")
+        if self.application_server is not None:
+            split_host_port(self.application_server)
 
     @property
     def exactly_once(self) -> bool:
@@ -107,6 +112,16 @@ class StreamerConfig:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> StreamerConfig:
         return replace(self, **_coerce(overrides))
+
+
+def split_host_port(endpoint: str) -> tuple[str, int]:
+    """``(host, port)`` of an ``application_server`` value such as ``worker-1:8080`` or ``[::1]:8080``."""
+    host, sep, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"application_server must be host:port with a port from 1 to 65535 (the address other "
+                          f"workers and clients reach this worker's query server at), not {endpoint!r}")
+    return host, int(port)
 
 
 def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """Read-only looks into one task's store, by store kind: values, not bytes.
 
 The test driver hands these to tests; the worker's local read API spans them over its tasks.
+A view over a task's write cache sees the writes not yet committed too; one over
+``committed_reads(cache)`` sees only what the last commit applied to the store (what the
+query server answers with: under exactly-once an uncommitted write may still be rolled back).
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ class StoreView:
     def range(self, start: Any = None, end: Any = None, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
         """Entries with ``start <= key < end`` (None: unbounded), in the order of the serialized keys."""
         return self._store.range(start, end, reverse)
+
+    def prefix(self, prefix: bytes) -> Iterator[tuple[Any, Any]]:
+        """Entries whose serialized key starts with ``prefix``, in the order of the serialized keys."""
+        store = self._store
+        load_key, load_value = store.key_serde.deserialize, store.value_serde.deserialize
+        for key, data in store.cache.prefix(prefix):
+            yield load_key(key), load_value(timestamped.decode(data)[1] if store.timestamped else data)
 
     def all(self) -> dict[Any, Any]:
         """Every entry, in the order of the serialized keys."""
@@ -154,6 +164,17 @@ class SessionStoreView:
 
     def __repr__(self) -> str:
         return f"SessionStoreView({self.name!r}, {self.all()!r})"
+
+
+def committed_reads(cache: WriteCache) -> WriteCache:
+    """A cache with nothing dirty over ``cache``'s store: reads see the committed state only.
+
+    Its discard count (-1) is one a task's cache never has, so a window or session store
+    over it takes the committed observed time, not one an uncommitted put moved on.
+    """
+    reads = WriteCache(cache.store)
+    reads.discards = -1
+    return reads
 
 
 def view_of(spec: StoreSpec, cache: WriteCache) -> StoreView | WindowStoreView | SessionStoreView:

@@ -21,12 +21,14 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options
+from streamer.runtime.cluster import ClusterMetadata
 from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.global_store import GlobalUpdater
 from streamer.runtime.guarantees import CommitPath, commit_path_for
 from streamer.runtime.health import HealthServer, Heartbeat
 from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
+from streamer.runtime.query_server import QueryServer
 from streamer.runtime.restore_progress import RestoreProgress
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
@@ -87,6 +89,9 @@ class Worker:
         #: the poll loop's heartbeat, which /health reads
         self.heartbeat = Heartbeat()
         self.health: HealthServer | None = None
+        #: which worker holds which store partitions, for interactive queries (the assignment updates it)
+        self.cluster = ClusterMetadata(topology, config.application_id, config.application_server)
+        self.queries: QueryServer | None = None
         self._rebalance_began: float | None = None
         self._store_of_changelog = {spec.changelog_topic(config.application_id): spec.name
                                     for spec in topology.stores() if spec.logged}
@@ -121,6 +126,12 @@ class Worker:
         if self.topology.global_stores:
             self.global_updater = GlobalUpdater(self.topology.global_stores, config, self._partition_counts, self._fail)
             await self.global_updater.start()
+        self.cluster.set_partition_counts(self._partition_counts)
+        if config.application_server is not None:  # answers "retry" (503) until tasks run
+            self.queries = QueryServer(self.cluster, lambda: {(t.subtopology.id, t.partition): t.stores
+                                                              for i, t in self.tasks.items() if i in self._runners},
+                                       self.global_updater.stores if self.global_updater is not None else None)
+            await self.queries.start()
         for sub in self.topology.subtopologies:
             for topic in sub.source_topics(config.application_id):
                 self._sub_of_topic[topic] = sub.id
@@ -158,6 +169,8 @@ class Worker:
             ) from None
 
     async def _shutdown(self) -> None:
+        if self.queries is not None:
+            await self.queries.close()
         if self.consumer is not None and self.tasks:
             clean = self._fatal is None
             await self._close_tasks(list(self.tasks.values()), commit=clean)
