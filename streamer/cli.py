@@ -13,6 +13,7 @@ from dataclasses import fields
 from streamer.app_loader import load_topology
 from streamer.config import APP_SETTING_PREFIX, StreamerConfig, load_config
 from streamer.errors import StreamerError
+from streamer.query_client import add_query_parser, run_query
 
 log = logging.getLogger("streamer")
 
@@ -31,6 +32,7 @@ _FLAGS = (
     "broker_timeout_s",
     "log_level",
     "metrics_port",
+    "application_server",
 )
 
 
@@ -46,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("--format", choices=("text", "mermaid", "dot"), default="text",
                           help="text (default), a Mermaid flowchart, or a Graphviz dot graph")
     _add_reset(commands)
+    add_query_parser(commands)
     commands.add_parser("dev-broker", help="fetch, start or stop the local development Kafka broker (see --help)")
     return parser
 
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "reset":
             return _reset(args)
+        if args.command == "query":
+            return run_query(args)
         return _run(args)
     except StreamerError as error:
         print(f"streamer: error: {error}", file=sys.stderr)

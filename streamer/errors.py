@@ -76,3 +76,7 @@ class SchemaRegistryError(StreamerError):
 class BrokerAuthenticationError(StreamerError):
     """A broker accepts connections but TLS or SASL fails: an untrusted certificate, a wrong password,
     or another security protocol than its listener's."""
+
+
+class QueryError(StreamerError):
+    """An interactive query got no answer: no query server at the address, or it refused the query."""

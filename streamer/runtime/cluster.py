@@ -107,6 +107,12 @@ class ClusterMetadata:
             raise TopologyError(f"the topology has no store {store!r}; it has {known}")
         return spec
 
+    def store_kinds(self) -> dict[str, str]:
+        """Every queryable store -> its kind (key_value, window, session); global tables' are key_value."""
+        kinds: dict[str, str] = {name: spec.kind for name, spec in self._global.items()}
+        kinds.update((name, spec.kind) for name, spec in self._specs.items() if spec.kind != "buffer")
+        return dict(sorted(kinds.items()))
+
     def is_global(self, store: str) -> bool:
         """A global table's store: every worker keeps it whole, so any worker answers for any key."""
         return store in self._global and store not in self._specs

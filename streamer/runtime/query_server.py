@@ -100,6 +100,9 @@ class _Query:
             self.spec: StoreSpec = cluster.spec(self.store)
         except TopologyError as error:
             raise _Refused(404, "unknown_store", str(error)) from None
+        if self.spec.kind == "buffer":
+            raise _Refused(400, "internal_store", f"store {self.store} is an internal buffer of results waiting "
+                                                  "for their window to close; read the windowed aggregation's store")
         query = request.query
         self.key_format = query.get("key_format", "string")
         self.value_format = query.get("value_format", "json")
@@ -245,7 +248,7 @@ class QueryServer:
         cluster = self.cluster
         return _respond(200, {"application_id": cluster.application_id, "endpoint": cluster.local_endpoint,
                               "rebalancing": cluster.rebalancing, "assignment_known": cluster.assignment_known,
-                              "hosts": cluster.hosts()})
+                              "stores": cluster.store_kinds(), "hosts": cluster.hosts()})
 
     async def _key_metadata(self, request: web.Request) -> web.Response:
         async def answer(query: _Query) -> web.Response:
