@@ -3,10 +3,11 @@
 Each view spans one store over the tasks this worker runs now. A key lives in exactly
 one task, so a per-key read asks each task's view until one has it, and a scan joins
 the tasks' scans. Reads see the tasks' write caches, so they include changes not yet
-committed (under exactly-once such changes can still be rolled back). Keys of partitions
-other workers own are not here: route such queries to the worker that owns the key's
-partition. Values are plain values; ``get_with_timestamp`` adds the timestamp that
-aggregates, tables and windows keep per value.
+committed (under exactly-once such changes can still be rolled back): what the tasks'
+processors see. The HTTP query server (``application_server``) reads committed state
+only, and answers for keys of every worker (``streamer.runtime.query_server``); here,
+keys of partitions other workers own are simply absent. Values are plain values;
+``get_with_timestamp`` adds the timestamp that aggregates, tables and windows keep per value.
 """
 
 from __future__ import annotations
