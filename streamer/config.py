@@ -23,6 +23,13 @@ _HANDLERS = ("fail", "log_and_continue", "dead_letter")
 #: Kafka Streams commits every 100 ms under exactly-once: latency downstream is bounded by it.
 EXACTLY_ONCE_COMMIT_INTERVAL_MS = 100
 AT_LEAST_ONCE_COMMIT_INTERVAL_MS = 5000
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SSL_SETTINGS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+_SASL_SETTINGS = ("sasl_mechanism", "sasl_username", "sasl_password")
+#: aiokafka options the security settings make; client_options may give them instead, not as well.
+_CLIENT_SECURITY_OPTIONS = frozenset({"security_protocol", "ssl_context", "ssl_cafile", "ssl_certfile", "ssl_keyfile",
+                                      "ssl_password", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,19 @@ class StreamerConfig:
     metrics_port: int | None = None
     #: Passed to every aiokafka client: security_protocol, ssl_context, sasl_* ...
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    #: How every client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (docs/configuration.md#security).
+    security_protocol: str = "PLAINTEXT"
+    #: CA certificate file (PEM) that signed the brokers' certificates; None: the system's CAs. SSL, SASL_SSL.
+    ssl_cafile: str | None = None
+    #: Client certificate (PEM) and its private key, for brokers that authenticate clients by certificate.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    #: Password of an encrypted ssl_keyfile.
+    ssl_password: str | None = None
+    #: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with sasl_username and sasl_password. SASL_PLAINTEXT, SASL_SSL.
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
     #: "host:port" where this worker serves interactive queries over HTTP (bound there and told to the
     #: other workers through the group); None: no query server.
     application_server: str | None = None
@@ -75,6 +95,7 @@ class StreamerConfig:
         if not isinstance(self.client_options, Mapping):
             raise ConfigError(f"client_options must be a table of aiokafka client settings (a JSON object on the "
                               f"command line), not {self.client_options!r}")
+        _check_security(self)
         if self.processing_guarantee not in _GUARANTEES:
             raise ConfigError(
                 f"processing_guarantee must be one of {_GUARANTEES}, not {self.processing_guarantee!r}"
@@ -122,6 +143,33 @@ def split_host_port(endpoint: str) -> tuple[str, int]:
         raise ConfigError(f"application_server must be host:port with a port from 1 to 65535 (the address other "
                           f"workers and clients reach this worker's query server at), not {endpoint!r}")
     return host, int(port)
+
+
+def _check_security(config: StreamerConfig) -> None:
+    """The security settings fit together (each error names the setting to change)."""
+    protocol = config.security_protocol
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, not {protocol!r}")
+    ssl_set = [name for name in _SSL_SETTINGS if getattr(config, name) is not None]
+    if ssl_set and protocol not in ("SSL", "SASL_SSL"):
+        raise ConfigError(f"{', '.join(ssl_set)} set but security_protocol is {protocol}: use SSL or SASL_SSL")
+    if config.ssl_keyfile is not None and config.ssl_certfile is None:
+        raise ConfigError("ssl_keyfile needs ssl_certfile (the client certificate it belongs to)")
+    sasl_set = [name for name in _SASL_SETTINGS if getattr(config, name) is not None]
+    both = sorted(set(config.client_options) & _CLIENT_SECURITY_OPTIONS)
+    if both and (protocol != "PLAINTEXT" or ssl_set or sasl_set):
+        raise ConfigError(f"client_options has {', '.join(both)} and the security settings are set too: "
+                          f"keep one (the settings: security_protocol, ssl_*, sasl_*)")
+    if not protocol.startswith("SASL_"):
+        if sasl_set:
+            raise ConfigError(f"{', '.join(sasl_set)} set but security_protocol is {protocol}: "
+                              f"use SASL_PLAINTEXT or SASL_SSL")
+        return
+    if config.sasl_mechanism not in SASL_MECHANISMS:
+        raise ConfigError(f"security_protocol {protocol} needs sasl_mechanism, one of {', '.join(SASL_MECHANISMS)}, "
+                          f"not {config.sasl_mechanism!r} (other mechanisms: client_options)")
+    if config.sasl_username is None or config.sasl_password is None:
+        raise ConfigError(f"sasl_mechanism {config.sasl_mechanism} needs sasl_username and sasl_password")
 
 
 def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:

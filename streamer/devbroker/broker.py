@@ -2,16 +2,19 @@
 
 One node for tests and demos, or three for broker-failure tests. Each node is a ``java
 kafka.Kafka`` process in its own process group; a watchdog process stops them (and removes
-the temp data dir) should this Python process die without calling ``stop()``.
+the temp data dir) should this Python process die without calling ``stop()``. The client
+listener can be secured with TLS, SASL or both (see ``streamer.devbroker.security``).
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -37,6 +40,8 @@ from streamer.devbroker.process import (
     tail,
     wait_format,
 )
+from streamer.devbroker.security import DEFAULT_USERS, Security, SecurityProtocol, uses_sasl, uses_tls
+from streamer.devbroker.tls import TlsFiles, ensure_tls_files
 
 _STATE_FILE = "cluster.json"
 _POLL_S = 0.2
@@ -48,7 +53,10 @@ class DevBroker:
 
     ``data_dir`` keeps the data (and reuses it on the next start); without it a temp dir is
     used and removed by ``stop()``. ``port`` fixes the first node's client port (the others
-    get the following ports); by default free ports are picked.
+    get the following ports); by default free ports are picked. ``security_protocol`` secures
+    the client listener (``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``) for ``users`` (name ->
+    password; default ``DEFAULT_USERS``); the nodes then also listen in plain text for
+    themselves and for set-up (``plaintext_bootstrap_servers``).
     """
 
     def __init__(
@@ -60,6 +68,8 @@ class DevBroker:
         port: int | None = None,
         heap: str | None = None,
         config: dict[str, str] | None = None,
+        security_protocol: SecurityProtocol = "PLAINTEXT",
+        users: Mapping[str, str] | None = None,
     ) -> None:
         if nodes < 1:
             raise DevBrokerError(f"a dev broker needs at least one node, got {nodes}")
@@ -68,6 +78,10 @@ class DevBroker:
         self.heap = heap or ("512m" if nodes == 1 else "384m")
         self._fixed_port = port
         self._config = dict(config or {})
+        chosen_users = dict(users if users is not None else DEFAULT_USERS) if uses_sasl(security_protocol) else {}
+        # Checked now, completed with the certificates once the data dir is known (start()).
+        self.security = Security(security_protocol, chosen_users,
+                                 TlsFiles(Path()) if uses_tls(security_protocol) else None)
         self._given_dir = Path(data_dir).expanduser().resolve() if data_dir is not None else None
         self._dir: Path | None = None
         self._specs: list[NodeSpec] = []
@@ -86,6 +100,31 @@ class DevBroker:
         if not self._specs:
             raise DevBrokerError("the dev broker has not been started")
         return ",".join(spec.bootstrap for spec in self._specs)
+
+    @property
+    def plaintext_bootstrap_servers(self) -> str:
+        """Every node's plain-text listener: ``bootstrap_servers`` itself unless the broker is secured."""
+        if not self._specs:
+            raise DevBrokerError("the dev broker has not been started")
+        return ",".join(spec.plaintext_bootstrap for spec in self._specs)
+
+    @property
+    def security_protocol(self) -> SecurityProtocol:
+        return self.security.protocol
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The CA, broker and client certificates of a TLS broker (after ``start()``), else None."""
+        return self.security.tls if self._dir is not None else None
+
+    def client_settings(self, user: str | None = None, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        """The streamer settings a client of ``bootstrap_servers`` needs: bootstrap, protocol, files, user.
+
+        ``StreamerConfig(application_id=..., **broker.client_settings())`` reaches this broker;
+        ``user`` (default: the first) and ``mechanism`` (``PLAIN``, ``SCRAM-SHA-256``, ``SCRAM-SHA-512``)
+        matter under SASL only.
+        """
+        return {"bootstrap_servers": self.bootstrap_servers, **self.security.client_settings(user, mechanism)}
 
     @property
     def data_dir(self) -> Path:
@@ -209,13 +248,22 @@ class DevBroker:
             self._dir = self._given_dir
             self._dir.mkdir(parents=True, exist_ok=True)
         self._log4j = log4j_config(self._dir)
+        if self.security.tls is not None:
+            self.security = Security(self.security.protocol, self.security.users, ensure_tls_files(self._dir / "tls"))
         saved = self._read_state()
         if saved:
             if saved.get("nodes") != self.nodes:
                 raise DevBrokerError(f"{self._dir} holds a {saved.get('nodes')}-node cluster, not {self.nodes} nodes")
+            if uses_sasl(self.security.protocol) and saved.get("scram_users") != self._scram_fingerprint():
+                raise DevBrokerError(f"{self._dir} was formatted with other SCRAM users (they are set when the "
+                                     f"storage is formatted): use another data dir for these users")
             self.cluster_id = str(saved["cluster_id"])
         else:
             self.cluster_id = random_cluster_id()
+
+    def _scram_fingerprint(self) -> str:
+        """A digest of the SCRAM users the storage is formatted with (so a kept dir can be checked)."""
+        return hashlib.sha256(json.dumps(sorted(self.security.users.items())).encode()).hexdigest()
 
     def _read_state(self) -> dict[str, object]:
         assert self._dir is not None
@@ -231,20 +279,28 @@ class DevBroker:
         assert self._dir is not None
         client_ports = self._client_ports(fresh_ports)
         taken = set(client_ports)
-        controller_ports = []
-        for _ in range(self.nodes):
+
+        def other_port() -> int:
             port = free_port()
             while port in taken:
                 port = free_port()
             taken.add(port)
-            controller_ports.append(port)
-        self._specs = [NodeSpec(i + 1, client_ports[i], controller_ports[i], self._dir / f"node-{i}")
-                       for i in range(self.nodes)]
+            return port
+
+        controller_ports = [other_port() for _ in range(self.nodes)]
+        internal_ports: list[int | None] = [other_port() if self.security.secured else None
+                                            for _ in range(self.nodes)]
+        self._specs = [NodeSpec(i + 1, client_ports[i], controller_ports[i], self._dir / f"node-{i}",
+                                internal_ports[i]) for i in range(self.nodes)]
+        overrides = self.security.listener_properties() | self._config
         for spec in self._specs:
             spec.directory.mkdir(parents=True, exist_ok=True)
-            write_properties(spec.properties_path, server_properties(spec, self._specs, self._config))
+            write_properties(spec.properties_path,
+                             server_properties(spec, self._specs, overrides, self.security.protocol))
         state = {"cluster_id": self.cluster_id, "nodes": self.nodes, "version": self.version,
                  "client_ports": client_ports}
+        if uses_sasl(self.security.protocol):
+            state["scram_users"] = self._scram_fingerprint()
         (self._dir / _STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     def _client_ports(self, fresh: bool) -> list[int]:
@@ -270,7 +326,8 @@ class DevBroker:
         for spec in self._specs:
             if (spec.log_dir / "meta.properties").exists():
                 continue
-            pending.append((start_format(self._java, self._libs, spec, self.cluster_id, self._log4j), spec))
+            pending.append((start_format(self._java, self._libs, spec, self.cluster_id, self._log4j,
+                                         self.security.format_arguments()), spec))
         for process, spec in pending:
             wait_format(process, spec)
 
@@ -291,7 +348,7 @@ class DevBroker:
                     raise BrokerStartError(f"Kafka node {i} exited with code {code} while starting"
                                            f"{': ' + cause if cause else ''}\n--- the end of {log}:\n{tail(log)}")
             if all(probe.port_open(self._specs[i].client_port) for i in indexes):
-                bootstrap = ",".join(self._specs[i].bootstrap for i in sorted(indexes))
+                bootstrap = ",".join(self._specs[i].plaintext_bootstrap for i in sorted(indexes))
                 if probe.answers(bootstrap, expected):
                     return
             if time.monotonic() > deadline:

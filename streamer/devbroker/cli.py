@@ -21,6 +21,8 @@ from types import FrameType
 
 from streamer.devbroker import probe
 from streamer.devbroker.broker import DevBroker
+from streamer.devbroker.errors import DevBrokerError
+from streamer.devbroker.security import DEFAULT_USERS, SecurityProtocol
 from streamer.devbroker.jars import KAFKA_VERSION, ensure_jars, jars_present
 from streamer.devbroker.process import tail
 from streamer.devbroker.state import (
@@ -57,10 +59,42 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--foreground", action="store_true", help="run until SIGTERM or Ctrl-C")
     start.add_argument("--version", default=KAFKA_VERSION, help=f"Kafka version (default {KAFKA_VERSION})")
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the broker (default 90)")
+    start.add_argument("--tls", action="store_true",
+                       help="secure the client listener with TLS (a CA and certificates are made in the data dir)")
+    start.add_argument("--sasl", action="store_true",
+                       help="require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) on the client listener")
+    start.add_argument("--user", action="append", default=None, metavar="NAME:PASSWORD",
+                       help=f"a SASL user (repeatable; default {_default_user()})")
     stop = commands.add_parser("stop", help="stop the background broker")
     stop.add_argument("--timeout", type=float, default=60.0, help="seconds before it is killed (default 60)")
     commands.add_parser("status", help="print the background broker's address; exit 1 if none runs")
     return parser
+
+
+def _default_user() -> str:
+    return ", ".join(f"{name}:{password}" for name, password in DEFAULT_USERS.items())
+
+
+def _security(args: argparse.Namespace) -> tuple[SecurityProtocol, dict[str, str] | None]:
+    """The security protocol and users the flags ask for."""
+    protocol: SecurityProtocol = (("SASL_SSL" if args.tls else "SASL_PLAINTEXT") if args.sasl
+                                  else ("SSL" if args.tls else "PLAINTEXT"))
+    if args.user and not args.sasl:
+        raise DevBrokerError("--user needs --sasl")
+    users = None
+    if args.user:
+        pairs = [entry.partition(":") for entry in args.user]
+        if any(not name or not sep or not password for name, sep, password in pairs):
+            raise DevBrokerError(f"--user takes NAME:PASSWORD, got {args.user}")
+        users = {name: password for name, _, password in pairs}
+    return protocol, users
+
+
+def _settings_flags(settings: dict[str, str]) -> str:
+    """``streamer run`` flags for a client of the broker (what the user copies)."""
+    flags = [f"--bootstrap-servers {settings['bootstrap_servers']}"]
+    flags += [f"--set {name}={value}" for name, value in settings.items() if name != "bootstrap_servers"]
+    return " ".join(flags)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,15 +130,24 @@ def _foreground(args: argparse.Namespace) -> int:
         raise _StopRequested(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
-    broker = DevBroker(args.nodes, args.data_dir, args.version, port=args.port or None)
+    protocol, users = _security(args)
+    broker = DevBroker(args.nodes, args.data_dir, args.version, port=args.port or None,
+                       security_protocol=protocol, users=users)
     try:
         try:
             broker.start(timeout=args.timeout)
+            settings = broker.client_settings()
             write_state(BrokerState(pid=os.getpid(), bootstrap_servers=broker.bootstrap_servers,
                                     nodes=args.nodes, version=args.version, data_dir=str(broker.data_dir),
-                                    log=str(broker.log_path(0))))
+                                    log=str(broker.log_path(0)), security_protocol=protocol,
+                                    plaintext_bootstrap_servers=broker.plaintext_bootstrap_servers,
+                                    client_settings=settings))
             print(f"Kafka {args.version} ({args.nodes} node(s)) ready; data and logs in {broker.data_dir}; "
                   f"Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
+            if protocol != "PLAINTEXT":
+                print(f"{protocol} on {broker.bootstrap_servers} (plain text for set-up on "
+                      f"{broker.plaintext_bootstrap_servers}); clients: {_settings_flags(settings)}",
+                      file=sys.stderr, flush=True)
             print(broker.bootstrap_servers, flush=True)
             return _supervise(broker, stop_requested)
         except _StopRequested:
@@ -135,9 +178,13 @@ def _background(args: argparse.Namespace) -> int:
         print(f"a dev broker already runs (pid {running.pid})", file=sys.stderr)
         print(running.bootstrap_servers)
         return 0
+    _security(args)  # bad flags fail here, not in the detached supervisor
     command = [sys.executable, "-m", "streamer.devbroker", "start", "--foreground",
                "--nodes", str(args.nodes), "--port", str(args.port), "--version", args.version,
                "--timeout", str(args.timeout)]
+    command += ["--tls"] * args.tls + ["--sasl"] * args.sasl
+    for user in args.user or []:
+        command += ["--user", user]
     if args.data_dir is not None:
         command += ["--data-dir", str(args.data_dir.expanduser().resolve())]
     log_path = supervisor_log_path()
@@ -151,6 +198,9 @@ def _background(args: argparse.Namespace) -> int:
         if state is not None and state.pid == supervisor.pid:
             print(f"dev broker started (pid {state.pid}); data and logs in {state.data_dir}; "
                   f"stop it with: python -m streamer.devbroker stop", file=sys.stderr)
+            if state.security_protocol != "PLAINTEXT":
+                print(f"{state.security_protocol}; plain text for set-up on {state.plaintext_bootstrap_servers}; "
+                      f"clients: {_settings_flags(state.client_settings)}", file=sys.stderr)
             print(state.bootstrap_servers)
             return 0
         if supervisor.poll() is not None:
@@ -190,10 +240,13 @@ def _status() -> int:
     if state is None:
         print("no dev broker is running", file=sys.stderr)
         return 1
-    answering = probe.answers(state.bootstrap_servers, set())
+    answering = probe.answers(state.plaintext_bootstrap_servers or state.bootstrap_servers, set())
     print(f"{state.bootstrap_servers}\n"
           f"  Kafka {state.version}, {state.nodes} node(s), pid {state.pid}, "
           f"{'answering' if answering else 'NOT answering'}\n"
           f"  data: {state.data_dir}\n  log:  {state.log}")
+    if state.security_protocol != "PLAINTEXT":
+        print(f"  security: {state.security_protocol}; plain text on {state.plaintext_bootstrap_servers}\n"
+              f"  clients: {_settings_flags(state.client_settings)}")
     return 0 if answering else 1
 

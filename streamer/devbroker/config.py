@@ -50,10 +50,17 @@ class NodeSpec:
     client_port: int
     controller_port: int
     directory: Path
+    #: The plain-text listener of a node whose client listener is secured (None: not secured).
+    internal_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.client_port}"
+
+    @property
+    def plaintext_bootstrap(self) -> str:
+        """Where a client without TLS or SASL reaches this node (the client listener if not secured)."""
+        return f"{HOST}:{self.internal_port or self.client_port}"
 
     @property
     def log_dir(self) -> Path:
@@ -68,8 +75,27 @@ class NodeSpec:
         return self.directory / "broker.log"
 
 
-def server_properties(node: NodeSpec, voters: list[NodeSpec],
-                      overrides: dict[str, str] | None = None) -> dict[str, str]:
+def listener_properties(node: NodeSpec, client_protocol: str) -> dict[str, str]:
+    """Listeners of ``node``: one plain-text listener, or a secured CLIENT one plus a plain INTERNAL one."""
+    controller = f"CONTROLLER://{HOST}:{node.controller_port}"
+    if client_protocol == "PLAINTEXT" or node.internal_port is None:
+        return {
+            "listeners": f"PLAINTEXT://{HOST}:{node.client_port},{controller}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{node.client_port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+    advertised = f"CLIENT://{HOST}:{node.client_port},INTERNAL://{HOST}:{node.internal_port}"
+    return {
+        "listeners": f"{advertised},{controller}",
+        "advertised.listeners": advertised,
+        "inter.broker.listener.name": "INTERNAL",
+        "listener.security.protocol.map": f"CLIENT:{client_protocol},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    }
+
+
+def server_properties(node: NodeSpec, voters: list[NodeSpec], overrides: dict[str, str] | None = None,
+                      client_protocol: str = "PLAINTEXT") -> dict[str, str]:
     """The broker settings of ``node`` in a cluster whose controllers are ``voters``."""
     replication = str(min(3, len(voters)))
     min_isr = "2" if len(voters) >= 3 else "1"
@@ -77,11 +103,8 @@ def server_properties(node: NodeSpec, voters: list[NodeSpec],
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         "controller.quorum.voters": ",".join(f"{v.node_id}@{HOST}:{v.controller_port}" for v in voters),
-        "listeners": f"PLAINTEXT://{HOST}:{node.client_port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.client_port}",
+        **listener_properties(node, client_protocol),
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(node.log_dir),
         "num.partitions": "1",
         "default.replication.factor": replication,

@@ -68,10 +68,14 @@ def last_error(path: Path) -> str:
     return ""
 
 
-def start_format(java: str, libs: Path, node: NodeSpec, cluster_id: str, log4j: Path) -> subprocess.Popen[bytes]:
-    """Start formatting ``node``'s log dir (several nodes can format in parallel); see ``wait_format``."""
+def start_format(java: str, libs: Path, node: NodeSpec, cluster_id: str, log4j: Path,
+                 extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """Start formatting ``node``'s log dir (several nodes can format in parallel); see ``wait_format``.
+
+    ``extra``: more arguments of the format command (``--add-scram ...``).
+    """
     command = _java_command(java, libs, "256m", log4j, STORAGE_TOOL, "format", "--ignore-formatted",
-                            "-t", cluster_id, "-c", str(node.properties_path))
+                            "-t", cluster_id, "-c", str(node.properties_path), *(extra or []))
     # A quick one-shot JVM: client compiler only, serial GC.
     command[1:1] = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
     with open(node.directory / "format.log", "wb") as out:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streamer.devbroker.jars import cache_dir
@@ -20,6 +20,11 @@ class BrokerState:
     version: str
     data_dir: str
     log: str
+    security_protocol: str = "PLAINTEXT"
+    #: Where set-up tools reach a secured broker without TLS or SASL ("" when not secured).
+    plaintext_bootstrap_servers: str = ""
+    #: The streamer settings of a client (bootstrap, protocol, certificate files, user).
+    client_settings: dict[str, str] = field(default_factory=dict)
 
 
 def state_path() -> Path:

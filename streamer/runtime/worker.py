@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
-from streamer.runtime.clients import connection_options
+from streamer.runtime.clients import connection_options, raise_security_failure
 from streamer.runtime.cluster import ClusterMetadata
 from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.global_store import GlobalUpdater
@@ -163,6 +163,7 @@ class Worker:
         try:
             await asyncio.wait_for(starting, self.config.broker_timeout_s)
         except (KafkaConnectionError, TimeoutError, OSError) as error:
+            await raise_security_failure(self.config)  # a broker that answers but refuses TLS or SASL
             raise BrokerUnavailableError(
                 f"no Kafka broker answered at {self.config.bootstrap_servers} within "
                 f"{self.config.broker_timeout_s:.0f}s ({error!r}); check --bootstrap-servers and that the broker runs"
