@@ -17,8 +17,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import OffsetAndMetadata
 
-from streamer.devbroker import KAFKA_VERSION, BrokerStartError, DevBroker, cache_dir, ensure_jars
-from streamer.devbroker.config import random_cluster_id
+from streamer.devbroker import KAFKA_VERSION, BrokerStartError, DevBroker, DevBrokerError, cache_dir, ensure_jars
+from streamer.devbroker import cli as devbroker_cli
+from streamer.devbroker.config import NodeSpec, random_cluster_id, server_properties
+from streamer.devbroker.security import Security
+from streamer.devbroker.tls import TlsFiles, ensure_tls_files
 from streamer.partitioner import default_partition
 from tests.kafka_helpers import consume_all, end_offsets, produce, wait_for
 
@@ -192,6 +195,50 @@ def test_cluster_ids_look_like_kafka_uuids() -> None:
     ids = {random_cluster_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_tls_files_are_made_once_for_loopback_and_kept(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    files = ensure_tls_files(tmp_path / "tls")
+    made = {path: path.read_bytes() for path in files.all()}
+    assert ensure_tls_files(tmp_path / "tls") == files and {p: p.read_bytes() for p in files.all()} == made
+    chain = x509.load_pem_x509_certificates(files.broker_keystore.read_bytes())
+    names = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert chain[0].issuer == x509.load_pem_x509_certificate(files.ca_cert.read_bytes()).subject
+    assert b"PRIVATE KEY" in files.broker_keystore.read_bytes() and files.client_key.stat().st_mode & 0o077 == 0
+
+
+def test_a_secured_node_listens_for_clients_and_in_plain_text_for_itself(tmp_path: Path) -> None:
+    node = NodeSpec(1, 9300, 9301, tmp_path, internal_port=9302)
+    security = Security("SASL_SSL", {"alice": "alice-secret"}, TlsFiles(tmp_path))
+    settings = server_properties(node, [node], security.listener_properties(), "SASL_SSL")
+    assert settings["listeners"] == "CLIENT://127.0.0.1:9300,INTERNAL://127.0.0.1:9302,CONTROLLER://127.0.0.1:9301"
+    assert settings["listener.security.protocol.map"] == "CLIENT:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    assert settings["inter.broker.listener.name"] == "INTERNAL"
+    assert 'user_alice="alice-secret"' in settings["listener.name.client.plain.sasl.jaas.config"]
+    assert settings["listener.name.client.ssl.client.auth"] == "none"  # SASL authenticates, not the certificate
+    assert security.format_arguments()[:2] == ["--add-scram", "SCRAM-SHA-256=[name=alice,password=alice-secret]"]
+    assert node.plaintext_bootstrap == "127.0.0.1:9302"
+    with pytest.raises(DevBrokerError, match="no spaces, quotes or commas"):
+        Security("SASL_PLAINTEXT", {"alice": 'pass"word'})
+
+
+@pytest.mark.parametrize(("flags", "protocol", "users"), [
+    (["--tls"], "SSL", None),
+    (["--sasl"], "SASL_PLAINTEXT", None),
+    (["--tls", "--sasl", "--user", "a:b", "--user", "c:d:e"], "SASL_SSL", {"a": "b", "c": "d:e"}),
+])
+def test_cli_security_flags(flags: list[str], protocol: str, users: dict[str, str] | None) -> None:
+    args = devbroker_cli._parser().parse_args(["start", *flags])
+    assert devbroker_cli._security(args) == (protocol, users)
+
+
+def test_cli_user_without_sasl_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert devbroker_cli.main(["start", "--tls", "--user", "a:b"]) == 2
+    assert "--user needs --sasl" in capsys.readouterr().err
 
 
 @broker

@@ -173,12 +173,12 @@ def _supervise(broker: DevBroker, stop_requested: threading.Event) -> int:
 
 
 def _background(args: argparse.Namespace) -> int:
+    _security(args)  # bad flags fail here, not in the detached supervisor
     running = read_state()
     if running is not None:
         print(f"a dev broker already runs (pid {running.pid})", file=sys.stderr)
         print(running.bootstrap_servers)
         return 0
-    _security(args)  # bad flags fail here, not in the detached supervisor
     command = [sys.executable, "-m", "streamer.devbroker", "start", "--foreground",
                "--nodes", str(args.nodes), "--port", str(args.port), "--version", args.version,
                "--timeout", str(args.timeout)]
