@@ -8,11 +8,15 @@ filled through the same store classes processors write with; a commit is the cac
 from __future__ import annotations
 
 import base64
+import dataclasses
+import datetime
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
+import pydantic
 import pytest
 
 from apps.sessions import build as build_sessions
@@ -27,6 +31,7 @@ from streamer.state.session_store import SessionStore
 from streamer.state.typed_store import TypedStore
 from streamer.state.window_store import WindowStore
 from streamer.topology.topology import SourceSpec, StoreSpec, SubTopology, Topology
+from streamer.typed_serde import typed
 
 APP = "iq"
 STORE = "word-counts"
@@ -262,3 +267,40 @@ async def test_key_and_value_formats(workers, tmp_path) -> None:
     assert (status, body["error"]) == (400, "bad_request") and "base64" in body["message"]
     status, body, _ = await cluster.get(server, "/stores/by-id/keys/7", key_format="yaml")
     assert status == 400
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Model(pydantic.BaseModel):
+    name: str
+    tags: list[str]
+
+
+class Record(msgspec.Struct):
+    id: int
+    at: datetime.date
+
+
+async def test_typed_values_come_back_as_json_objects(workers, tmp_path) -> None:
+    specs = [StoreSpec("points", key_serde=STRING, value_serde=typed(Point)),
+             StoreSpec("models", key_serde=STRING, value_serde=typed(Model)),
+             StoreSpec("records", key_serde=STRING, value_serde=typed(Record))]
+    topology = Topology([SubTopology(0, [], [SourceSpec("source", ("things",), None, False)], [], specs)], [])
+    task_stores = _open(topology, (0, 0), tmp_path)
+    values = {"points": Point(1, 2), "models": Model(name="m", tags=["a"]),
+              "records": Record(id=3, at=datetime.date(2026, 12, 2))}
+    for spec in specs:
+        TypedStore(task_stores[spec.name], STRING, spec.value_serde).put("k", values[spec.name])
+    task_stores.apply()
+    cluster = workers(topology, {"things": 1})
+    server = await cluster.start(lambda: {(0, 0): task_stores})
+
+    expected = {"points": {"x": 1, "y": 2}, "models": {"name": "m", "tags": ["a"]},
+                "records": {"id": 3, "at": "2026-12-02"}}
+    for store, value in expected.items():
+        status, body, _ = await cluster.get(server, f"/stores/{store}/keys/k")
+        assert (status, body["value"]) == (200, value)

@@ -25,6 +25,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -74,11 +75,15 @@ def _retry(error: str, message: str) -> _Refused:
 
 
 def _jsonable(obj: Any) -> Any:
-    """orjson's fallback: bytes as base64 text, pydantic models as their dump, sets as lists."""
+    """orjson's fallback (it does dataclasses itself): bytes as base64 text, pydantic models and
+    msgspec Structs as their plain data, sets as lists."""
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return base64.urlsafe_b64encode(bytes(obj)).decode()
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")
+    msgspec = sys.modules.get("msgspec")
+    if msgspec is not None and isinstance(obj, msgspec.Struct):
+        return msgspec.to_builtins(obj)
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=repr)
     raise TypeError(f"a {type(obj).__name__} is not JSON-able; ask with value_format=base64 (or key_format=base64)")
