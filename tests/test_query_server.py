@@ -21,6 +21,7 @@ import pytest
 
 from apps.sessions import build as build_sessions
 from apps.wordcount import build as build_wordcount
+from streamer.errors import ConfigError
 from streamer.partitioner import default_partition
 from streamer.runtime.cluster import ClusterMetadata, TaskId
 from streamer.runtime.query_server import QueryServer
@@ -304,3 +305,11 @@ async def test_typed_values_come_back_as_json_objects(workers, tmp_path) -> None
     for store, value in expected.items():
         status, body, _ = await cluster.get(server, f"/stores/{store}/keys/k")
         assert (status, body["value"]) == (200, value)
+
+
+async def test_a_taken_port_is_a_clear_error(workers, tmp_path) -> None:
+    cluster = workers(build_wordcount().build(), {REPARTITION: 1})
+    first = await cluster.start(dict)
+    metadata = ClusterMetadata(cluster.topology, APP, f"127.0.0.1:{first.port}")
+    with pytest.raises(ConfigError, match=f"cannot serve interactive queries on 127.0.0.1:{first.port}"):
+        await QueryServer(metadata, dict).start()

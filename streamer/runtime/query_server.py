@@ -35,7 +35,7 @@ from aiohttp import web
 from yarl import URL
 
 from streamer.config import split_host_port
-from streamer.errors import StreamerError, TopologyError
+from streamer.errors import ConfigError, StreamerError, TopologyError
 from streamer.runtime.cluster import ClusterMetadata, TaskId
 from streamer.runtime.store_views import SessionStoreView, StoreView, WindowStoreView, committed_reads, view_of
 from streamer.runtime.task_core import task_id_of
@@ -233,7 +233,13 @@ class QueryServer:
         self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            await self.close()
+            raise ConfigError(f"cannot serve interactive queries on {self.host}:{self.port} ({error.strerror}): "
+                              "is another worker or program using that port, or is the host not this machine's? "
+                              "Give each worker its own application_server") from None
         server = site._server
         if self.port == 0 and isinstance(server, asyncio.Server):  # the port bound when any port was asked
             self.port = server.sockets[0].getsockname()[1]
@@ -441,7 +447,7 @@ class QueryServer:
             return _respond(refused.status, body, retry)
         except TopologyError as error:  # a global store asked by partition, counts not known yet
             return _respond(400, {"error": "bad_request", "message": str(error)})
-        except TypeError as error:  # orjson's fallback: a value JSON cannot hold
+        except orjson.JSONEncodeError as error:  # a value JSON cannot hold (see _jsonable)
             return _respond(500, {"error": "not_jsonable", "message": str(error)})
 
 
