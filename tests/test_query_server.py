@@ -7,15 +7,18 @@ filled through the same store classes processors write with; a commit is the cac
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
+import orjson
 import pydantic
 import pytest
 
@@ -313,3 +316,46 @@ async def test_a_taken_port_is_a_clear_error(workers, tmp_path) -> None:
     metadata = ClusterMetadata(cluster.topology, APP, f"127.0.0.1:{first.port}")
     with pytest.raises(ConfigError, match=f"cannot serve interactive queries on 127.0.0.1:{first.port}"):
         await QueryServer(metadata, dict).start()
+
+
+async def _streamer_query(*args: str) -> tuple[int, str, str]:
+    """`streamer query ...` as a process, while this event loop keeps serving the query server."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streamer.cli", "query", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_streamer_query_picks_the_path_by_store_kind_and_waits_out_a_rebalance(workers, tmp_path) -> None:
+    topology = build_sessions().build()
+    specs = {spec.name: spec for spec in topology.subtopologies[0].stores}
+    task_stores = _open(topology, (0, 0), tmp_path)
+    windows = WindowStore(task_stores["views-per-minute"], specs["views-per-minute"].retention_ms or 0)
+    for start in (0, 60_000):
+        windows.put(b"ann", start, timestamped.encode(start, JSON.serialize({"views": start // 60_000}) or b""))
+    SessionStore(task_stores["user-sessions"], specs["user-sessions"].retention_ms or 0).put(
+        b"ann", 5, 9, JSON.serialize({"events": 2}) or b"")
+    task_stores.apply()
+    cluster = workers(topology, {"clickstream-views": 1})
+    server = await cluster.start(lambda: {(0, 0): task_stores})
+    endpoint = server.cluster.local_endpoint or ""
+
+    code, out, _ = await _streamer_query("views-per-minute", "ann", "--from", "1", "--server", endpoint)
+    assert code == 0 and orjson.loads(out)["windows"] == [{"start": 60_000, "value": {"views": 1}}]
+    code, out, _ = await _streamer_query("views-per-minute", "--to", "0", "--server", endpoint)
+    assert code == 0 and orjson.loads(out)["entries"] == [{"key": "ann", "start": 0, "value": {"views": 0}}]
+    code, out, _ = await _streamer_query("user-sessions", "ann", "--from", "9", "--server", endpoint)
+    assert code == 0 and orjson.loads(out)["sessions"] == [{"start": 5, "end": 9, "value": {"events": 2}}]
+    code, out, _ = await _streamer_query("user-sessions", "ann", "--from", "10", "--server", endpoint)
+    assert code == 0 and orjson.loads(out)["sessions"] == []
+    code, _, err = await _streamer_query("user-sessions", "--prefix", "a", "--server", endpoint)
+    assert code == 2 and "--prefix reads a key-value store" in err
+
+    server.cluster.mark_rebalancing()
+    code, _, err = await _streamer_query("user-sessions", "ann", "--wait", "0", "--server", endpoint)
+    assert code == 2 and "rebalancing" in err
+    asyncio.get_running_loop().call_later(0.5, server.cluster.update, {endpoint: {(0, 0)}}, {})
+    code, out, _ = await _streamer_query("user-sessions", "ann", "--wait", "20", "--server", endpoint)
+    assert code == 0 and len(orjson.loads(out)["sessions"]) == 1
