@@ -74,6 +74,20 @@ class StreamerConfig:
     metrics_port: int | None = None
     #: Passed to every aiokafka client: security_protocol, ssl_context, sasl_* ...
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Warm copies of each stateful task kept on other workers, so a failover restores only the tail
+    #: (Kafka Streams' num.standby.replicas).
+    num_standby_replicas: int = 0
+    #: A local copy at most this many changelog records behind counts as caught up: a task moves there at once.
+    acceptable_recovery_lag: int = 10_000
+    #: Most warm-up copies the group builds at once for tasks waiting to move to a worker that lacks their state.
+    max_warmup_replicas: int = 2
+    #: After an assignment with warm-ups, rebalance again this much later to move the caught-up tasks.
+    probing_rebalance_interval_ms: int = 600_000
+    #: Static membership: a stable name per worker (unique in the group); a restart within
+    #: session_timeout_ms then causes no rebalance. Set on the group consumer only.
+    group_instance_id: str | None = None
+    #: The state of a task this worker no longer runs nor keeps as standby is deleted this long after.
+    state_cleanup_delay_ms: int = 600_000
     #: How every client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (docs/configuration.md#security).
     security_protocol: str = "PLAINTEXT"
     #: CA certificate file (PEM) that signed the brokers' certificates; None: the system's CAs. SSL, SASL_SSL.
@@ -100,6 +114,15 @@ class StreamerConfig:
             raise ConfigError(
                 f"processing_guarantee must be one of {_GUARANTEES}, not {self.processing_guarantee!r}"
             )
+        if "group_instance_id" in self.client_options:
+            raise ConfigError("group_instance_id in client_options would reach the producers and the admin client, "
+                              "which reject it; use the group_instance_id setting (--set group_instance_id=NAME)")
+        for name in ("num_standby_replicas", "acceptable_recovery_lag", "probing_rebalance_interval_ms",
+                     "state_cleanup_delay_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}")
+        if self.max_warmup_replicas < 1:
+            raise ConfigError(f"max_warmup_replicas must be 1 or more, not {self.max_warmup_replicas}")
         if self.state_store not in ("rocksdb", "memory"):
             raise ConfigError(f"state_store must be 'rocksdb' or 'memory', not {self.state_store!r}")
         if self.max_task_idle_ms < -1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -22,6 +23,7 @@ from streamer.runtime.collector import RecordCollector
 from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.task_core import TaskCore
 from streamer.runtime.task_stores import TaskStores
+from streamer.time.partition_group import PartitionGroup
 from streamer.topology.topology import SubTopology
 
 #: What a task commits per input partition: (next offset to read, offset metadata).
@@ -147,6 +149,18 @@ class StreamTask(TaskCore[RecordCollector]):
         self.stores.apply()
         self.time.commit()
         self._committed = {tp: offset for tp, (offset, _) in offsets.items()}
+
+    def suspend(self) -> None:
+        """Drop the fetched input not processed yet: a resumed task fetches it again from its committed offsets."""
+        self._queue.clear()
+        self._buffered.clear()
+        self.lags.clear()
+        if self.group is not None:
+            self.group = PartitionGroup(self.group.partitions, self.config.max_task_idle_ms, self._intake)
+
+    def resumable(self, committed: Mapping[TopicPartition, int]) -> bool:
+        """Nobody committed for the task since it was suspended here (else its local state is behind)."""
+        return {tp: offset for tp, offset in committed.items() if offset >= 0} == self._committed
 
     def abandon(self) -> None:
         """Drop everything not committed (after a failed commit or a lost transaction)."""

@@ -16,7 +16,8 @@ Modelled on Kafka Streams' high-availability task assignor (KIP-441):
 
 Lags come from what members report: the changelog offsets (summed over the task's
 changelog partitions) of the state they have locally, against the end offsets the
-leader knows. A member that ran the task as active is caught up by definition.
+leader knows; a member without state has the whole changelog to restore. A member that
+ran the task as active is caught up by definition.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 #: (sub-topology id, partition), as in Kafka Streams' TaskId.
 TaskId = tuple[int, int]
-#: The lag of a member without any local state of a task.
+#: The lag of a member without local state of a task whose changelog end nobody knows.
 NO_STATE = float("inf")
 
 
@@ -82,10 +83,11 @@ class _Lags:
         state = self.members[member]
         if task in state.previous_active:
             return 0
+        end = self.ends.get(task)
         offset = state.offsets.get(task)
-        if offset is None:
-            return NO_STATE
-        return max(0, self.ends.get(task, offset) - offset)
+        if end is None:  # nobody knows the changelog's end
+            return NO_STATE if offset is None else 0
+        return max(0, end - (offset or 0))  # no state: the whole changelog to restore
 
 
 def assign_tasks(tasks: Sequence[TaskId], stateful: Collection[TaskId], members: Mapping[str, MemberState],
