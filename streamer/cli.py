@@ -27,6 +27,7 @@ _FLAGS = (
     "state_store",
     "deserialization_error_handler",
     "processing_error_handler",
+    "production_error_handler",
     "dead_letter_topic",
     "replication_factor",
     "broker_timeout_s",

@@ -74,6 +74,9 @@ class StreamerConfig:
     metrics_port: int | None = None
     #: Passed to every aiokafka client: security_protocol, ssl_context, sasl_* ...
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    #: What to do with a record the broker refuses or would refuse (larger than its topic's max.message.bytes,
+    #: topic not authorized or unknown): fail, log_and_continue or dead_letter (ProductionExceptionHandler).
+    production_error_handler: ErrorHandling = "fail"
     #: Warm copies of each stateful task kept on other workers, so a failover restores only the tail
     #: (Kafka Streams' num.standby.replicas).
     num_standby_replicas: int = 0
@@ -127,7 +130,7 @@ class StreamerConfig:
             raise ConfigError(f"state_store must be 'rocksdb' or 'memory', not {self.state_store!r}")
         if self.max_task_idle_ms < -1:
             raise ConfigError(f"max_task_idle_ms must be -1 (never wait), 0 or more, not {self.max_task_idle_ms}")
-        for name in ("deserialization_error_handler", "processing_error_handler"):
+        for name in ("deserialization_error_handler", "processing_error_handler", "production_error_handler"):
             if getattr(self, name) not in _HANDLERS:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")
         if self.application_server is not None:

@@ -80,3 +80,8 @@ class BrokerAuthenticationError(StreamerError):
 
 class QueryError(StreamerError):
     """An interactive query got no answer: no query server at the address, or it refused the query."""
+
+
+class RecordTooLargeError(ProduceError):
+    """A produced record is larger than its topic's max.message.bytes or the producer's largest request:
+    the broker would refuse it, so it never goes into a batch (see production_error_handler)."""

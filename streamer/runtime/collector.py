@@ -2,22 +2,28 @@
 
 Processors hand over serialized rows synchronously; the task awaits ``drain`` once
 per pass, so there is one await per partition per pass and none per record.
+
+A record too large for its topic never goes into a batch, and a topic whose
+max.message.bytes is below the batch size gets batches it takes: a batch the broker
+refuses would spoil the idempotent producer's partition (see streamer.runtime.production).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import weakref
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka import errors as kafka_errors
+from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from streamer.errors import MissingTopicError, ProduceError
 from streamer.partitioner import default_partition
 from streamer.runtime.metrics import WorkerMetrics
+from streamer.runtime.production import REFUSED_BEFORE_SEND, TOO_LARGE, Produced, ProductionErrorHandler
 
 TopicPartitionKey = tuple[str, int]
 #: keys, values, timestamps, headers, partitions (or None for the default placement)
@@ -26,15 +32,14 @@ Columns = tuple[list[Any], list[Any], list[int], list[Any], list[int] | None]
 _KEY_CACHE_LIMIT = 200_000
 #: aiokafka's builder takes headers as a list only; one shared empty list avoids an allocation per record.
 _NO_HEADERS: list[tuple[str, bytes]] = []
+#: Most bytes a record adds to a batch beyond its key, value and headers (length, attributes, deltas).
+_RECORD_OVERHEAD = 21
 
 
 #: Per producer, one lock per partition around ``send_batch``: tasks sharing a producer
 #: (at-least-once) take turns queueing a partition's batch. aiokafka 0.14 lets several
 #: waiters for one partition's queue give up long before the request timeout (its wait
 #: loop subtracts the time since the first wait on every turn), so at most one may wait.
-#: Broker answers that a record is too large for its topic.
-_TOO_LARGE = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError)
-
 _SEND_GATES: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[TopicPartitionKey, asyncio.Lock]] = (
     weakref.WeakKeyDictionary())
 
@@ -43,9 +48,11 @@ class RecordCollector:
     """One task's pending output: open batch builders, in-flight sends, and their results."""
 
     def __init__(self, producer: AIOKafkaProducer, partition_counts: dict[str, int],
-                 metrics: WorkerMetrics | None = None) -> None:
+                 metrics: WorkerMetrics | None = None, production: ProductionErrorHandler | None = None) -> None:
         self.producer = producer
         self.metrics = metrics
+        #: the policy for records the broker would refuse; None: no checks, a refused batch fails the task
+        self.production = production
         self._gates = _SEND_GATES.setdefault(producer, {})
         self.partition_counts = partition_counts
         self._builders: dict[str, list[BatchBuilder | None]] = {}
@@ -84,17 +91,32 @@ class RecordCollector:
         builders = self._builders.get(topic)
         if builders is None:
             builders = self._builders[topic] = [None] * count
+        production = self.production
+        limit = sys.maxsize if production is None else production.limit(topic)
+        #: batches of the producer's size would be too large for the topic: cut them smaller
+        capped = production is not None and limit < production.batch_bytes
+        size_of = DefaultRecordBatchBuilder.size_of
         create = self.producer.create_batch
         for key, value, timestamp, header, partition in zip(keys, values, timestamps, headers, partitions):
-            builder = builders[partition]
-            if builder is None:
-                builder = builders[partition] = create()
             header = list(header) if header else _NO_HEADERS
-            if builder.append(timestamp=timestamp, key=key, value=value, headers=header) is None:
+            builder = builders[partition]
+            if builder is not None:
+                if capped and builder.size() + size_of(key, value, header) + _RECORD_OVERHEAD > limit:
+                    builder.close()
+                elif builder.append(timestamp=timestamp, key=key, value=value, headers=header) is not None:
+                    continue
                 self._full.append(((topic, partition), builder))
-                builder = builders[partition] = create()
-                if builder.append(timestamp=timestamp, key=key, value=value, headers=header) is None:
-                    raise ProduceError(f"a record for {topic} is larger than max_batch_bytes; raise that setting")
+            # a new batch, which takes any first record: it goes out only if the topic takes it
+            builder = create()
+            builder.append(timestamp=timestamp, key=key, value=value, headers=header)
+            if builder.size() > limit:
+                assert production is not None
+                builders[partition] = None
+                letter = production.too_large(topic, partition, (key, value, timestamp, header), builder.size())
+                if letter is not None:
+                    self._dead_letter(letter)
+                continue
+            builders[partition] = builder
 
     def _default_partitions(self, topic: str, keys: list[bytes | None], count: int) -> list[int]:
         cache = self._key_partitions.get(count)
@@ -134,6 +156,7 @@ class RecordCollector:
         self._full = []
         self._builders = {}
         self._sticky.clear()
+        dead_lettered = False
         for (topic, partition), builder in batches:
             count = builder.record_count()
             if count:
@@ -142,11 +165,42 @@ class RecordCollector:
                 gate = self._gates.get((topic, partition))
                 if gate is None:
                     gate = self._gates[(topic, partition)] = asyncio.Lock()
-                async with gate:
-                    future = await self.producer.send_batch(builder, topic, partition=partition)
+                try:
+                    async with gate:
+                        future = await self.producer.send_batch(builder, topic, partition=partition)
+                except REFUSED_BEFORE_SEND as error:
+                    dead_lettered |= self._refused_before_send(topic, partition, builder, error)
+                    continue
                 self._in_flight.append(((topic, partition), count, future))
                 if self.metrics is not None:
                     self.metrics.produced(topic, count)
+        if dead_lettered:  # the dead letters of refused batches go out with this drain too
+            await self.drain(final)
+
+    def _refused_before_send(self, topic: str, partition: int, builder: BatchBuilder, error: BaseException) -> bool:
+        """``send_batch`` refused a batch before queueing it: the policy decides for each of its records.
+
+        Returns whether dead letters were added. Nothing of the batch reached the producer's
+        sequence numbers, so the partition's later batches are unharmed.
+        """
+        if self.production is None:
+            raise ProduceError(f"producing to {topic}[{partition}] failed: {error!r}") from error
+        added = False
+        for record in _records_of(builder):
+            letter = self.production.refused(topic, partition, record, error)
+            if letter is not None:
+                self._dead_letter(letter)
+                added = True
+        return added
+
+    def _dead_letter(self, letter: Produced) -> None:
+        """Queue a refused record's dead letter; one too large for the dead-letter topic too goes without value."""
+        assert self.production is not None
+        topic = self.production.dead_letter_topic
+        if _alone(self.producer, letter).size() > self.production.limit(topic):
+            letter = self.production.without_value(letter)
+        key, value, timestamp, headers = letter
+        self.send(topic, [key], [value], [timestamp], [headers])
 
     async def flush(self) -> dict[TopicPartitionKey, int]:
         """Send everything and wait for the broker; returns the last offset written per partition."""
@@ -159,7 +213,7 @@ class RecordCollector:
         for (slot, count, _), result in zip(in_flight, results):
             if isinstance(result, BaseException):
                 hint = (" (a record is larger than the topic's max.message.bytes: raise it on the topic, or "
-                        "make the record smaller)") if isinstance(result, _TOO_LARGE) else ""
+                        "make the record smaller)") if isinstance(result, TOO_LARGE) else ""
                 raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}{hint}") from result
             if result is not None:
                 last[slot] = max(last.get(slot, -1), result.offset + count - 1)
@@ -181,3 +235,17 @@ class RecordCollector:
             self.partition_counts[topic] = len(partitions)
         for topic, columns in pending:
             self.send(topic, *columns)
+
+
+def _alone(producer: AIOKafkaProducer, record: Produced) -> BatchBuilder:
+    """A batch of just ``record``: its size is what the broker checks against max.message.bytes."""
+    builder = producer.create_batch()
+    key, value, timestamp, headers = record
+    builder.append(timestamp=timestamp, key=key, value=value, headers=headers)
+    return builder
+
+
+def _records_of(builder: BatchBuilder) -> list[Produced]:
+    """The records of a built batch, read back from its bytes (kept nowhere else, to keep sends cheap)."""
+    batch = DefaultRecordBatch(bytes(builder._build()))  # aiokafka has no public reader of a builder
+    return [(r.key, r.value, r.timestamp, list(r.headers)) for r in batch]

@@ -70,6 +70,9 @@ class WorkerMetrics:
                                        ["reason", "error"], registry=r)
         self.records_dead_lettered = Counter("streamer_records_dead_lettered_total",
                                              "Records written to the dead-letter topic.", ["reason"], registry=r)
+        self.records_failed = Counter("streamer_records_failed_total",
+                                      "Records that stopped their task under the fail policy (or for an internal "
+                                      "topic the broker refuses).", ["reason", "error"], registry=r)
         self.punctuations = Counter("streamer_punctuations_total", "Punctuator runs.", ["type"], registry=r)
         self.tasks_running = Gauge("streamer_tasks_running", "Tasks of this worker that are restored and processing.",
                                    registry=r)
@@ -115,10 +118,24 @@ class WorkerMetrics:
 
     def skipped(self, error: BaseException, dead_lettered: bool) -> None:
         """The error handler skipped a record (and wrote it to the dead-letter topic if ``dead_lettered``)."""
-        reason = "deserialization_error" if isinstance(error, DeserializationError) else "processing_error"
+        reason = _reason(error)
         self._child(self.records_skipped, reason, type(error).__name__).inc()
         if dead_lettered:
             self._child(self.records_dead_lettered, reason).inc()
+
+    def failed(self, error: BaseException) -> None:
+        """A record stopped its task: the handler's policy is fail."""
+        self._child(self.records_failed, _reason(error), type(error).__name__).inc()
+
+    def production_error(self, outcome: str, error: BaseException) -> None:
+        """A record the broker would refuse or refused: ``outcome`` skipped, dead_lettered or failed."""
+        labels = ("production_error", type(error).__name__)
+        if outcome == "failed":
+            self._child(self.records_failed, *labels).inc()
+            return
+        self._child(self.records_skipped, *labels).inc()
+        if outcome == "dead_lettered":
+            self._child(self.records_dead_lettered, "production_error").inc()
 
     def dropped(self, processor: str, reason: str, dead_lettered: bool) -> None:
         self._child(self.records_dropped, processor, reason).inc()
@@ -131,3 +148,8 @@ class WorkerMetrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format, as /metrics serves it."""
         return generate_latest(self.registry)
+
+
+def _reason(error: BaseException) -> str:
+    """Which handler judged a bad record: the reason label of the skipped and failed counters."""
+    return "deserialization_error" if isinstance(error, DeserializationError) else "processing_error"

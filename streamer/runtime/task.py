@@ -21,7 +21,8 @@ from streamer.config import StreamerConfig
 from streamer.processors.api import PunctuationType
 from streamer.runtime.collector import RecordCollector
 from streamer.runtime.metrics import WorkerMetrics
-from streamer.runtime.task_core import TaskCore
+from streamer.runtime.production import OutputTopics, ProductionErrorHandler
+from streamer.runtime.task_core import TaskCore, task_id_of
 from streamer.runtime.task_stores import TaskStores
 from streamer.time.partition_group import PartitionGroup
 from streamer.topology.topology import SubTopology
@@ -42,9 +43,13 @@ class StreamTask(TaskCore[RecordCollector]):
         partition_counts: dict[str, int],
         stores: TaskStores,
         metrics: WorkerMetrics | None = None,
+        outputs: OutputTopics | None = None,
     ) -> None:
         self.producer = producer
-        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts, metrics), stores)
+        production = None if outputs is None else ProductionErrorHandler(  # records the broker would refuse
+            task_id_of(subtopology.id, partition), config, outputs, producer._max_request_size, metrics)
+        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts, metrics,
+                                                                         production), stores)
         self.metrics = metrics
         self.lock = asyncio.Lock()
         #: next offset to read per input partition: committed at open, then as processed

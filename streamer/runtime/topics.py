@@ -63,7 +63,8 @@ class TopicManager:
             needed += [t for s in sub.sources if not s.internal for t in s.topics]
             needed += [s.topic for s in sub.sinks if not s.internal and s.topic is not None]
         needed += [spec.topic for spec in self.topology.global_stores]
-        handlers = (self.config.processing_error_handler, self.config.deserialization_error_handler)
+        handlers = (self.config.processing_error_handler, self.config.deserialization_error_handler,
+                    self.config.production_error_handler)
         if "dead_letter" in handlers:
             needed.append(self.config.effective_dead_letter_topic)
         missing = sorted({t for t in needed if t not in counts})

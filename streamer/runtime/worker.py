@@ -29,6 +29,7 @@ from streamer.runtime.guarantees import CommitPath, commit_path_for
 from streamer.runtime.health import HealthServer, Heartbeat
 from streamer.runtime.local_tasks import checkpointed_offsets, offset_sum, process_id, write_checkpoint
 from streamer.runtime.metrics import WorkerMetrics
+from streamer.runtime.production import OutputTopics
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
 from streamer.runtime.query_server import QueryServer
 from streamer.runtime.restore_progress import RestoreProgress
@@ -83,6 +84,7 @@ class Worker:
         self._fatal: BaseException | None = None
         self._commit_lock = asyncio.Lock()
         self._partition_counts: dict[str, int] = {}
+        self._outputs: OutputTopics | None = None  # output topics' size limits, read at start-up
         #: tasks suspended on revocation (committed, stores open) until the assignment says whether they stay
         self._suspended: dict[str, StreamTask] = {}
         self._stateful_subtopologies = frozenset(sub.id for sub in topology.subtopologies
@@ -138,6 +140,7 @@ class Worker:
         self.admin = AIOKafkaAdminClient(client_id=f"{config.application_id}-admin", **connection_options(self.config))
         await self._reach_broker(self.admin.start())
         self._partition_counts = await TopicManager(self.admin, self.topology, config).prepare()
+        self._outputs = await OutputTopics.read(self.admin, self.topology, config)
         if self.topology.global_stores:
             self.global_updater = GlobalUpdater(self.topology.global_stores, config, self._partition_counts, self._fail)
             await self.global_updater.start()
@@ -584,7 +587,7 @@ class Worker:
             producer = await self.guarantee.producer_for(task_id_of(sub_id, partition))
             stores = self.state.open(subtopology, partition)
             task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores,
-                              self.metrics)
+                              self.metrics, self._outputs)
             if self.global_updater is not None:
                 task.global_stores = self.global_updater.readers
             self.tasks[task.task_id] = task
