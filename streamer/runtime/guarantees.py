@@ -9,6 +9,11 @@ the guarantee's business:
   records acknowledged first, then the input offsets committed, then local state applied.
 - exactly-once v1: one transactional producer per task (see streamer.runtime.transactions);
   each task's outputs, changelog records and input offsets commit in its own transaction.
+
+A task commits between batches, under its lock. Where tasks commit independently
+(at-least-once, v1), each commits as soon as it is between batches, and one still busy
+at the deadline (a slow async batch, say) waits for the next commit instead of holding
+up the others.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError
@@ -62,6 +68,40 @@ class CommitPath(ABC):
         """The worker stops: after every task was released."""
 
 
+async def commit_as_free(tasks: list[StreamTask], timeout: float,
+                         commit: Callable[[list[StreamTask]], Awaitable[None]]) -> list[StreamTask]:
+    """Call ``commit`` with each group of tasks holding their locks, as their batches end, until ``timeout``.
+
+    Tasks between batches when asked commit together; each busy one once its batch ends.
+    A task that halted meanwhile (closed, or its commit failed) is left out. Returns the tasks
+    still busy at the deadline, left uncommitted.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    waiting = {asyncio.ensure_future(task.lock.acquire()): task for task in tasks}
+    try:
+        while waiting:
+            done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                break
+            ready = [waiting.pop(acquired) for acquired in done]
+            try:
+                if any(not task.halted for task in ready):
+                    await commit([task for task in ready if not task.halted])
+            finally:
+                for task in ready:
+                    task.lock.release()
+    finally:
+        for acquiring in waiting:
+            acquiring.cancel()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        for task, outcome in zip(waiting.values(), outcomes):
+            if outcome is True:  # acquired just before it was cancelled
+                task.lock.release()
+    return list(waiting.values())
+
+
 def _producer_options(config: StreamerConfig) -> dict[str, object]:
     """Batch and acknowledgement settings every producer of a worker shares."""
     return dict(acks="all", enable_idempotence=True, max_batch_size=config.max_batch_bytes,
@@ -84,28 +124,28 @@ class AtLeastOnce(CommitPath):
         return self.producer
 
     async def commit(self, tasks: list[StreamTask]) -> Failed:
+        busy = await commit_as_free(tasks, self.config.effective_commit_interval_ms / 1000, self._commit_locked)
+        if busy:
+            log.debug("tasks %s were busy until the commit deadline; they commit next time",
+                      ", ".join(t.task_id for t in busy))
+        return []
+
+    async def _commit_locked(self, tasks: list[StreamTask]) -> None:
         """Outputs and changelogs acknowledged first, then input offsets, then local state."""
         assert self.consumer is not None
-        for task in tasks:
-            await task.lock.acquire()
+        flushed = await asyncio.gather(*(task.flush() for task in tasks))
+        offsets: Offsets = {tp: offset for result in flushed for tp, offset in result.items()}
         try:
-            flushed = await asyncio.gather(*(task.flush() for task in tasks))
-            offsets: Offsets = {tp: offset for result in flushed for tp, offset in result.items()}
-            try:
-                await self.consumer.commit(offsets)
-            except CommitFailedError as error:
-                # The changelogs already hold these changes, so the stores take them too; only the
-                # input offsets stay uncommitted, and the records behind them are processed again.
-                log.warning("offset commit failed after a rebalance; those records will be processed again: %r", error)
-                for task in tasks:
-                    task.stores.apply()
-                return []
-            for task, result in zip(tasks, flushed):
-                task.committed(result)
-        finally:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as error:
+            # The changelogs already hold these changes, so the stores take them too; only the
+            # input offsets stay uncommitted, and the records behind them are processed again.
+            log.warning("offset commit failed after a rebalance; those records will be processed again: %r", error)
             for task in tasks:
-                task.lock.release()
-        return []
+                task.stores.apply()
+            return
+        for task, result in zip(tasks, flushed):
+            task.committed(result)
 
     async def release(self, task: StreamTask, failed: bool) -> None:
         """The shared producer stays; the task's unsent output was dropped with its work."""
@@ -129,15 +169,28 @@ class ExactlyOncePerTask(CommitPath):
         return producer
 
     async def commit(self, tasks: list[StreamTask]) -> Failed:
-        outcomes = await asyncio.gather(*(self._commit_task(t) for t in tasks), return_exceptions=True)
-        return [(t, o) for t, o in zip(tasks, outcomes) if isinstance(o, BaseException)]
+        failed: Failed = []
+
+        async def commit_each(ready: list[StreamTask]) -> None:
+            outcomes = await asyncio.gather(*(self._commit_task(t) for t in ready), return_exceptions=True)
+            failed.extend((t, o) for t, o in zip(ready, outcomes) if isinstance(o, BaseException))
+
+        await commit_as_free(tasks, self.config.effective_commit_interval_ms / 1000, commit_each)
+        return failed
 
     async def _commit_task(self, task: StreamTask) -> None:
-        """Outputs, changelog records and input offsets in one transaction; state after it commits."""
-        async with task.lock:
+        """Outputs, changelog records and input offsets in one transaction; state after it commits.
+
+        Called under the task's lock. A failed task halts before its lock is released, so it
+        writes nothing more to the transaction its worker is about to abort.
+        """
+        try:
             offsets = await task.flush()
             await commit_transaction(task.producer, offsets, self.config.application_id)
-            task.committed(offsets)
+        except BaseException:
+            task.halt()
+            raise
+        task.committed(offsets)
 
     async def release(self, task: StreamTask, failed: bool) -> None:
         producer = self._producers.pop(task.task_id, task.producer)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -21,10 +20,8 @@ from streamer.config import StreamerConfig
 from streamer.processors.api import PunctuationType
 from streamer.runtime.collector import RecordCollector
 from streamer.runtime.metrics import WorkerMetrics
-from streamer.runtime.production import OutputTopics, ProductionErrorHandler
-from streamer.runtime.task_core import TaskCore, task_id_of
+from streamer.runtime.task_core import TaskCore
 from streamer.runtime.task_stores import TaskStores
-from streamer.time.partition_group import PartitionGroup
 from streamer.topology.topology import SubTopology
 
 #: What a task commits per input partition: (next offset to read, offset metadata).
@@ -43,13 +40,9 @@ class StreamTask(TaskCore[RecordCollector]):
         partition_counts: dict[str, int],
         stores: TaskStores,
         metrics: WorkerMetrics | None = None,
-        outputs: OutputTopics | None = None,
     ) -> None:
         self.producer = producer
-        production = None if outputs is None else ProductionErrorHandler(  # records the broker would refuse
-            task_id_of(subtopology.id, partition), config, outputs, producer._max_request_size, metrics)
-        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts, metrics,
-                                                                         production), stores)
+        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts, metrics), stores)
         self.metrics = metrics
         self.lock = asyncio.Lock()
         #: next offset to read per input partition: committed at open, then as processed
@@ -60,6 +53,8 @@ class StreamTask(TaskCore[RecordCollector]):
         #: records still on the broker per partition, as the poll loop last saw (partition groups only)
         self.lags: dict[TopicPartition, int | None] = {}
         self._has_work = asyncio.Event()
+        #: set by a failed commit: the task processes no more until the worker closes and reopens it
+        self.halted = False
 
     @property
     def partitions(self) -> list[TopicPartition]:
@@ -94,6 +89,8 @@ class StreamTask(TaskCore[RecordCollector]):
         """Process queued input until cancelled; a failure propagates to the worker."""
         while True:
             async with self.lock:
+                if self.halted:  # whatever it wrote now would go to a transaction that is being aborted
+                    return
                 self._has_work.clear()  # anything enqueued from here on sets it again
                 progressed = await self._process_queued()
                 await self.punctuate(PunctuationType.WALL_CLOCK_TIME, self.clock())
@@ -155,20 +152,14 @@ class StreamTask(TaskCore[RecordCollector]):
         self.time.commit()
         self._committed = {tp: offset for tp, (offset, _) in offsets.items()}
 
-    def suspend(self) -> None:
-        """Drop the fetched input not processed yet: a resumed task fetches it again from its committed offsets."""
-        self._queue.clear()
-        self._buffered.clear()
-        self.lags.clear()
-        if self.group is not None:
-            self.group = PartitionGroup(self.group.partitions, self.config.max_task_idle_ms, self._intake)
-
-    def resumable(self, committed: Mapping[TopicPartition, int]) -> bool:
-        """Nobody committed for the task since it was suspended here (else its local state is behind)."""
-        return {tp: offset for tp, offset in committed.items() if offset >= 0} == self._committed
-
     def abandon(self) -> None:
         """Drop everything not committed (after a failed commit or a lost transaction)."""
         self.collector.discard()
         self.stores.discard()
         self.time.discard()
+        self.consumed = dict(self._committed)
+
+    def halt(self) -> None:
+        """Drop everything not committed and process nothing more; call under ``lock``."""
+        self.abandon()
+        self.halted = True

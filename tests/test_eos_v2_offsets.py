@@ -1,0 +1,120 @@
+"""TxnOffsetCommit v3 (streamer.runtime.txn_offsets): the request's wire form, and against the real
+broker: offsets commit with the transaction, and a member of an older generation is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streamer.errors import GroupFencedError
+from streamer.runtime.txn_offsets import (
+    GroupMetadata,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitRequest_v3,
+    TxnOffsetCommitResponse_v3,
+    check_broker_supports,
+    send_offsets_to_transaction,
+)
+from tests.kafka_helpers import wait_for
+
+GROUP = GroupMetadata("app", 7, "member-1", None)
+
+
+def _request(offsets: dict[TopicPartition, tuple[int, str]]) -> TxnOffsetCommitRequest:
+    return TxnOffsetCommitRequest("app-0a1b", 4000, 3, GROUP, offsets)
+
+
+def test_version_3_is_built_only_where_the_broker_offers_it() -> None:
+    request = _request({TopicPartition("in", 0): (10, "t")})
+    assert type(request.prepare({28: (0, 5)})) is TxnOffsetCommitRequest_v3
+    with pytest.raises(NotImplementedError):
+        request.prepare({28: (0, 2)})
+
+
+def test_the_request_carries_the_group_metadata_in_the_flexible_encoding() -> None:
+    offsets = {TopicPartition("b", 1): (5, "m1"), TopicPartition("a", 0): (9, ""), TopicPartition("b", 0): (2, "x")}
+    struct = _request(offsets).prepare({28: (0, 3)})
+    decoded = TxnOffsetCommitRequest_v3.SCHEMA.decode(io.BytesIO(struct.encode()))
+    transactional_id, group_id, producer_id, epoch, generation, member, instance, topics, tags = decoded
+    assert (transactional_id, group_id, producer_id, epoch) == ("app-0a1b", "app", 4000, 3)
+    assert (generation, member, instance, tags) == (7, "member-1", None, {})
+    assert [(name, [p[:4] for p in partitions]) for name, partitions, _ in topics] == [
+        ("a", [(0, 9, -1, "")]), ("b", [(0, 2, -1, "x"), (1, 5, -1, "m1")])]
+    assert struct.FLEXIBLE_VERSION and struct.API_VERSION == 3
+
+
+def test_the_response_decodes_per_partition_errors() -> None:
+    wire = TxnOffsetCommitResponse_v3.SCHEMA.encode((0, [("in", [(0, 0, {}), (1, 22, {})], {})], {}))
+    throttle, topics, _ = TxnOffsetCommitResponse_v3.SCHEMA.decode(io.BytesIO(wire))
+    assert throttle == 0 and [(p, code) for p, code, _ in topics[0][1]] == [(0, 0), (1, 22)]
+
+
+async def _member(bootstrap: str, group: str, topic: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                session_timeout_ms=6000, heartbeat_interval_ms=500, isolation_level="read_committed")
+    await consumer.start()
+    return consumer
+
+
+async def _joined(consumer: AIOKafkaConsumer, after_generation: int = 0) -> GroupMetadata:
+    """Poll until the consumer is a member of a generation newer than ``after_generation``."""
+    async def member() -> bool:
+        await consumer.getmany(timeout_ms=100)
+        return consumer._coordinator.generation > after_generation and bool(consumer.assignment())
+    await wait_for(member, timeout=30, message="the consumer to join its group")
+    return GroupMetadata.of(consumer)
+
+
+async def _commit(producer: AIOKafkaProducer, offsets: dict[TopicPartition, tuple[int, str]],
+                  group: GroupMetadata) -> None:
+    await producer.begin_transaction()
+    await send_offsets_to_transaction(producer, offsets, group, timeout=20)
+    await producer.commit_transaction()
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str, tp: TopicPartition, offset: int) -> Any:
+    """The group's committed offset of ``tp`` once it is ``offset`` (the commit markers land a moment later)."""
+    async def found() -> Any:
+        committed = (await admin.list_consumer_group_offsets(group)).get(tp)
+        return committed if committed is not None and committed.offset == offset else None
+    return await wait_for(found, timeout=20, message=f"offset {offset} of {tp} to be committed")
+
+
+@pytest.mark.broker
+async def test_offsets_commit_with_the_transaction_and_an_old_generation_is_fenced(
+        kafka_bootstrap: str, new_topic: Any, admin: AIOKafkaAdminClient) -> None:
+    topic = await new_topic("txn-v3", partitions=2)
+    group = f"txn-v3-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{group}-p",
+                                enable_idempotence=True, acks="all")
+    await producer.start()
+    first = await _member(kafka_bootstrap, group, topic)
+    second: AIOKafkaConsumer | None = None
+    try:
+        await check_broker_supports(producer)
+        old = await _joined(first)
+        await _commit(producer, {tp: (5, "time-5")}, old)
+        assert (await _committed(admin, group, tp, 5)).metadata == "time-5"
+
+        second = await _member(kafka_bootstrap, group, topic)  # a rebalance: a new generation
+        current, _ = await asyncio.gather(_joined(first, old.generation_id), _joined(second, old.generation_id))
+        await producer.begin_transaction()
+        with pytest.raises(GroupFencedError, match="ILLEGAL_GENERATION|IllegalGeneration"):
+            await send_offsets_to_transaction(producer, {tp: (9, "zombie")}, old, timeout=20)
+        await producer.abort_transaction()
+        assert (await admin.list_consumer_group_offsets(group))[tp].offset == 5
+
+        await _commit(producer, {tp: (7, "time-7")}, current)
+        await _committed(admin, group, tp, 7)
+    finally:
+        for consumer in (first, second):
+            if consumer is not None:
+                await consumer.stop()
+        await producer.stop()
