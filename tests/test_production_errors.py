@@ -9,10 +9,15 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from streamer import StreamsBuilder
 from streamer.config import StreamerConfig
 from streamer.errors import ProduceError
+from streamer.runtime.collector import RecordCollector, _records_of
+from streamer.runtime.metrics import WorkerMetrics
+from streamer.runtime.production import OutputTopics, Produced, ProductionErrorHandler
 from streamer.runtime.worker import Worker
 from tests.kafka_helpers import consume_all, produce, wait_for
 
@@ -122,3 +127,60 @@ async def test_a_changelog_record_is_never_skipped(kafka_bootstrap, new_topic, a
             await asyncio.wait_for(worker.run(), 60)
     finally:
         await admin.delete_topics([changelog])
+
+
+async def test_a_topic_that_takes_less_than_a_batch_gets_batches_it_takes(kafka_bootstrap, new_topic,
+                                                                           tmp_path) -> None:
+    """100 records of 500 bytes, each fine for a 2000-byte topic, but a default batch would hold them all."""
+    source, output = await new_topic("refused-in", partitions=1), await new_topic("refused-out", 1, SMALL_TOPIC)
+    await produce(kafka_bootstrap, source, [(f"k{i}".encode(), orjson.dumps({"size": 500})) for i in range(100)])
+    worker = _worker(kafka_bootstrap, source, output, tmp_path)
+    running = asyncio.create_task(worker.run())
+    try:
+        assert len(await consume_all(kafka_bootstrap, output, 100, timeout=60)) == 100
+    finally:
+        worker.stop()
+        await running
+
+
+class _RefusingProducer:
+    """A producer whose metadata wait refuses one topic, as aiokafka's send_batch does for an unauthorized one."""
+
+    def __init__(self) -> None:
+        self._max_request_size = 1_048_576
+        self.sent: list[tuple[str, int, list[Produced]]] = []
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(16_384, 0)  # no compression
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[None]:
+        if topic == "secret":
+            raise TopicAuthorizationFailedError(topic)
+        self.sent.append((topic, partition, _records_of(batch)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+@pytest.mark.parametrize("policy", ["fail", "log_and_continue", "dead_letter"])
+async def test_a_batch_refused_before_it_was_queued_goes_to_the_policy(policy: str) -> None:
+    """No broker: which records a refused send_batch hands to the policy, and where their dead letters go."""
+    config = StreamerConfig(application_id="app", production_error_handler=policy)  # type: ignore[arg-type]
+    producer = _RefusingProducer()
+    metrics = WorkerMetrics()
+    handler = ProductionErrorHandler("0_0", config, OutputTopics({}, frozenset({"app-counts-changelog"})),
+                                     producer._max_request_size, metrics)
+    collector = RecordCollector(producer, {"secret": 1, "open": 1, "app-dlq": 1}, metrics, handler)  # type: ignore[arg-type]
+    collector.send("secret", [b"a", b"b"], [b"1", b"2"], [1, 2], [[], []], [0, 0])
+    collector.send("open", [b"c"], [b"3"], [3], [[]], [0])
+    if policy == "fail":
+        with pytest.raises(ProduceError, match=r"output secret\[0\].*TopicAuthorizationFailed.*is fail"):
+            await collector.flush()
+        return
+    await collector.flush()
+    topics = [(topic, [r[0] for r in records]) for topic, _, records in producer.sent]
+    assert ("open", [b"c"]) in topics
+    assert (("app-dlq", [b"a", b"b"]) in topics) == (policy == "dead_letter")
+    assert len(topics) == (2 if policy == "dead_letter" else 1)  # the dead letters go in one batch
+    assert metrics.registry.get_sample_value("streamer_records_skipped_total", {
+        "reason": "production_error", "error": "TopicAuthorizationFailedError"}) == 2
