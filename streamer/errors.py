@@ -82,6 +82,11 @@ class QueryError(StreamerError):
     """An interactive query got no answer: no query server at the address, or it refused the query."""
 
 
+class RecordTooLargeError(ProduceError):
+    """A produced record is larger than its topic's max.message.bytes or the producer's largest request:
+    the broker would refuse it, so it never goes into a batch (see production_error_handler)."""
+
+
 class GroupFencedError(TaskFencedError):
     """The consumer group moved to a newer generation without this worker (it was paused or cut off past
     its session timeout): its tasks belong to others now, and it must rejoin before committing again."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -20,8 +21,10 @@ from streamer.config import StreamerConfig
 from streamer.processors.api import PunctuationType
 from streamer.runtime.collector import RecordCollector
 from streamer.runtime.metrics import WorkerMetrics
-from streamer.runtime.task_core import TaskCore
+from streamer.runtime.production import OutputTopics, ProductionErrorHandler
+from streamer.runtime.task_core import TaskCore, task_id_of
 from streamer.runtime.task_stores import TaskStores
+from streamer.time.partition_group import PartitionGroup
 from streamer.topology.topology import SubTopology
 
 #: What a task commits per input partition: (next offset to read, offset metadata).
@@ -40,9 +43,13 @@ class StreamTask(TaskCore[RecordCollector]):
         partition_counts: dict[str, int],
         stores: TaskStores,
         metrics: WorkerMetrics | None = None,
+        outputs: OutputTopics | None = None,
     ) -> None:
         self.producer = producer
-        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts, metrics), stores)
+        production = None if outputs is None else ProductionErrorHandler(  # records the broker would refuse
+            task_id_of(subtopology.id, partition), config, outputs, producer._max_request_size, metrics)
+        super().__init__(subtopology, partition, config, RecordCollector(producer, partition_counts, metrics,
+                                                                         production), stores)
         self.metrics = metrics
         self.lock = asyncio.Lock()
         #: next offset to read per input partition: committed at open, then as processed
@@ -151,6 +158,18 @@ class StreamTask(TaskCore[RecordCollector]):
         self.stores.apply()
         self.time.commit()
         self._committed = {tp: offset for tp, (offset, _) in offsets.items()}
+
+    def suspend(self) -> None:
+        """Drop the fetched input not processed yet: a resumed task fetches it again from its committed offsets."""
+        self._queue.clear()
+        self._buffered.clear()
+        self.lags.clear()
+        if self.group is not None:
+            self.group = PartitionGroup(self.group.partitions, self.config.max_task_idle_ms, self._intake)
+
+    def resumable(self, committed: Mapping[TopicPartition, int]) -> bool:
+        """Nobody committed for the task since it was suspended here (else its local state is behind)."""
+        return {tp: offset for tp, offset in committed.items() if offset >= 0} == self._committed
 
     def abandon(self) -> None:
         """Drop everything not committed (after a failed commit or a lost transaction)."""

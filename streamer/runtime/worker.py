@@ -19,6 +19,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
+from streamer.runtime.assignor import LocalTasks, StreamsAssignor
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options, raise_security_failure
 from streamer.runtime.cluster import ClusterMetadata
@@ -26,13 +27,16 @@ from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.global_store import GlobalUpdater
 from streamer.runtime.guarantees import CommitPath, commit_path_for
 from streamer.runtime.health import HealthServer, Heartbeat
+from streamer.runtime.local_tasks import checkpointed_offsets, offset_sum, process_id, write_checkpoint
 from streamer.runtime.metrics import WorkerMetrics
+from streamer.runtime.production import OutputTopics
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
 from streamer.runtime.query_server import QueryServer
 from streamer.runtime.restore_progress import RestoreProgress
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
 from streamer.runtime.task import StreamTask
+from streamer.runtime.task_assignment import AssignmentSettings, TaskId
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.topics import TopicManager
 from streamer.topology.topology import Topology
@@ -43,6 +47,10 @@ log = logging.getLogger("streamer.worker")
 MAX_RECOVERIES = 5
 #: How often the poll loop refreshes the consumer lag gauges.
 LAG_METRICS_INTERVAL_S = 1.0
+#: How often a worker still waiting for its first assignment says so.
+JOIN_NOTICE_INTERVAL_S = 5.0
+#: Longest wait for the changelog end offsets a rebalance's lags are computed from.
+END_OFFSETS_TIMEOUT_S = 5.0
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -77,6 +85,15 @@ class Worker:
         #: the commit under way in the background, if any (the poll loop goes on fetching meanwhile)
         self._committing: asyncio.Task[None] | None = None
         self._partition_counts: dict[str, int] = {}
+        self._outputs: OutputTopics | None = None  # output topics' size limits, read at start-up
+        #: tasks suspended on revocation (committed, stores open) until the assignment says whether they stay
+        self._suspended: dict[str, StreamTask] = {}
+        self._stateful_subtopologies = frozenset(sub.id for sub in topology.subtopologies
+                                                 if any(spec.logged for spec in sub.stores))
+        #: streamer's partition assignor (this worker's subscription; the group's assignment when it leads)
+        self.assignor: StreamsAssignor | None = None
+        self._probe: asyncio.TimerHandle | None = None
+        self._join_notice: asyncio.Task[None] | None = None
         self.admin: AIOKafkaAdminClient | None = None
         #: produces and commits as the processing guarantee says; created at start
         self.guarantee: CommitPath | None = None
@@ -124,6 +141,7 @@ class Worker:
         self.admin = AIOKafkaAdminClient(client_id=f"{config.application_id}-admin", **connection_options(self.config))
         await self._reach_broker(self.admin.start())
         self._partition_counts = await TopicManager(self.admin, self.topology, config).prepare()
+        self._outputs = await OutputTopics.read(self.admin, self.topology, config)
         if self.topology.global_stores:
             self.global_updater = GlobalUpdater(self.topology.global_stores, config, self._partition_counts, self._fail)
             await self.global_updater.start()
@@ -149,15 +167,20 @@ class Worker:
             max_poll_interval_ms=config.max_poll_interval_ms,
             max_partition_fetch_bytes=4 * 1_048_576,
             fetch_max_bytes=16 * 1_048_576,
-            # Range gives partition n of every topic to the same member: what a task with
-            # several inputs needs (aiokafka's default, round robin, can split them).
-            partition_assignment_strategy=(RangePartitionAssignor,),
+            # streamer's assignor: tasks, sticky, standbys, warm-ups. Range (partition n of every
+            # topic to the same member, as tasks need) lets workers that know only range share the
+            # group during a rolling upgrade.
+            partition_assignment_strategy=(self._make_assignor(), RangePartitionAssignor),
+            group_instance_id=config.group_instance_id,
             **connection_options(self.config),
         )
-        self.consumer.subscribe(topics=sorted(self._sub_of_topic), listener=_Listener(self))
         self.guarantee = commit_path_for(config)
         await self._reach_broker(self.guarantee.start(self.consumer))
         await self._reach_broker(self.consumer.start())
+        # Subscribed only now, so that start() does not wait for the first assignment: a join can
+        # take a dead member's whole session timeout, and the broker is reachable meanwhile.
+        self.consumer.subscribe(topics=sorted(self._sub_of_topic), listener=_Listener(self))
+        self._join_notice = asyncio.get_running_loop().create_task(self._note_join_wait(), name="join-notice")
         log.info("worker of %s started; topics %s", config.application_id, ", ".join(sorted(self._sub_of_topic)))
 
     async def _reach_broker(self, starting: Any) -> None:
@@ -173,9 +196,11 @@ class Worker:
     async def _shutdown(self) -> None:
         if self.queries is not None:
             await self.queries.close()
-        if self.consumer is not None and self.tasks:
+        self._stop_rebalance_timers()
+        if self.consumer is not None and (self.tasks or self._suspended):
             clean = self._fatal is None
-            await self._close_tasks(list(self.tasks.values()), commit=clean)
+            suspended, self._suspended = list(self._suspended.values()), {}
+            await self._close_tasks(list(self.tasks.values()) + suspended, commit=clean)
         if self.consumer is not None:
             await self._stop_quietly("consumer", self.consumer.stop())
         if self.guarantee is not None:
@@ -394,18 +419,122 @@ class Worker:
 
     # -- rebalancing -----------------------------------------------------------------------
 
+    def _make_assignor(self) -> StreamsAssignor:
+        assert self.state is not None
+        config = self.config
+        sources: dict[int, list[str]] = {}
+        for topic, sub in self._sub_of_topic.items():
+            sources.setdefault(sub, []).append(topic)
+        settings = AssignmentSettings(config.num_standby_replicas, config.acceptable_recovery_lag,
+                                      config.max_warmup_replicas)
+        self.assignor = StreamsAssignor(sources, self._stateful_subtopologies, process_id(self.state.root),
+                                        config.application_server, self._local_tasks, settings,
+                                        config.probing_rebalance_interval_ms)
+        return self.assignor
+
+    def _local_tasks(self) -> LocalTasks:
+        """What this worker reports when it joins: the tasks it ran, and how far its local state of each is."""
+        held = {**self._suspended, **{i: t for i, t in self.tasks.items() if i in self._runners}}
+        previous = frozenset((t.subtopology.id, t.partition) for t in held.values())
+        offsets: dict[TaskId, int] = {}
+        if self.state is not None and self.config.state_store == "rocksdb":
+            offsets = checkpointed_offsets(self.state.root, self._stateful_subtopologies)
+        for task in held.values():  # open stores know better than a checkpoint
+            if task.subtopology.id in self._stateful_subtopologies:
+                offsets[(task.subtopology.id, task.partition)] = offset_sum(task.stores)
+        return LocalTasks(previous, offsets)
+
+    async def _note_join_wait(self) -> None:
+        """Say so while the first assignment is slow: the group may be waiting out a dead member's session."""
+        began = time.monotonic()
+        while True:
+            await asyncio.sleep(JOIN_NOTICE_INTERVAL_S)
+            log.info("waiting for group %s to assign partitions (%.0fs so far); the coordinator waits for every "
+                     "member it knows, a crashed one until its session times out", self.config.application_id,
+                     time.monotonic() - began)
+
+    def _stop_rebalance_timers(self) -> None:
+        if self._join_notice is not None:
+            self._join_notice.cancel()
+            self._join_notice = None
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+
+    def _probing_rebalance(self) -> None:
+        """Rejoin so that the leader assigns again: warm-up copies that caught up take their tasks over."""
+        self._probe = None
+        if self.consumer is not None and not self._stopping.is_set():
+            log.info("probing rebalance: moving tasks whose warm-up copies caught up")
+            self.consumer._coordinator.request_rejoin()
+
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """The eager protocol revokes everything: suspend running tasks, close the rest, report end offsets."""
         self._rebalance_began = time.monotonic()
+        cluster = getattr(self, "cluster", None)
+        if cluster is not None:
+            cluster.mark_rebalancing()
+        if self._probe is not None:  # the coming assignment decides again
+            self._probe.cancel()
+            self._probe = None
+        assert self.assignor is not None
+        self.assignor.latest = None
         for tp in revoked:
             self.metrics.forget_partition(tp.topic, tp.partition)
-        gone = {self._task_of[tp].task_id for tp in revoked if tp in self._task_of}
+        gone = [self.tasks[t] for t in sorted({self._task_of[tp].task_id for tp in revoked if tp in self._task_of})]
         if gone:
-            log.info("closing tasks %s after revocation", ", ".join(sorted(gone)))
-            await self._close_tasks([self.tasks[t] for t in sorted(gone)], commit=self._fatal is None)
+            await self._suspend_tasks(gone)
+        await self._refresh_end_offsets()
+
+    async def _suspend_tasks(self, tasks: list[StreamTask]) -> None:
+        """Commit and stop running tasks, keeping them and their open stores; close the others.
+
+        A task whose last commit did not go through is closed too: only a task whose state
+        is exactly its committed state may resume without a restore.
+        """
+        running = {t.task_id for t in tasks if t.task_id in self._runners}
+        await self._stop_tasks(tasks)
+        failed = await self._last_commit(tasks) if self._fatal is None else {t.task_id for t in tasks}
+        keep = [t for t in tasks if t.task_id in running and t.task_id not in failed and not t.needs_commit]
+        close = [t for t in tasks if t not in keep]
+        for task in keep:
+            task.suspend()
+            self._suspended[task.task_id] = task
+            self._forget(task)
+        if keep:
+            log.info("suspended tasks %s after revocation", ", ".join(t.task_id for t in keep))
+        if close:
+            log.info("closing tasks %s after revocation", ", ".join(t.task_id for t in close))
+            await self._release_tasks(close, failed)
+
+    async def _refresh_end_offsets(self) -> None:
+        """Changelog end offsets of every stateful task, for the lags the assignor computes should this worker lead."""
+        assert self.consumer is not None and self.assignor is not None
+        partitions: dict[TaskId, list[TopicPartition]] = {}
+        for sub in self.topology.subtopologies:
+            if sub.id not in self._stateful_subtopologies:
+                continue
+            topics = sub.source_topics(self.config.application_id)
+            count = max((self._partition_counts.get(t, 0) for t in topics), default=0)
+            changelogs = [spec.changelog_topic(self.config.application_id) for spec in sub.stores if spec.logged]
+            for partition in range(count):
+                partitions[(sub.id, partition)] = [TopicPartition(c, partition) for c in changelogs]
+        if not partitions:
+            return
+        try:
+            ends = await asyncio.wait_for(self.consumer.end_offsets([tp for tps in partitions.values() for tp in tps]),
+                                          END_OFFSETS_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as error:
+            log.warning("changelog end offsets unknown (%r); lags count from what the members report", error)
+            return
+        self.assignor.end_offsets = {task: sum(ends.get(tp, 0) for tp in tps) for task, tps in partitions.items()}
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        assert self.consumer is not None
+        assert self.consumer is not None and self.assignor is not None
         self.metrics.rebalances.inc()
+        if self._join_notice is not None:
+            self._join_notice.cancel()
+            self._join_notice = None
         if self._rebalance_began is None:
             self._rebalance_began = time.monotonic()
         wanted: dict[str, tuple[int, int]] = {}
@@ -413,8 +542,58 @@ class Worker:
             sub = self._sub_of_topic[tp.topic]
             wanted[task_id_of(sub, tp.partition)] = (sub, tp.partition)
         log.info("assigned tasks %s", ", ".join(sorted(wanted)) or "none")
-        await self._open_tasks([w for t, w in sorted(wanted.items()) if t not in self.tasks], assigned)
+        info = self.assignor.latest  # None: the group assigned with range (a worker of an older version)
+        if info is not None and info.standby:
+            log.info("standby tasks %s%s", ", ".join(task_id_of(*t) for t in sorted(info.standby)),
+                     f" (warming up {', '.join(task_id_of(*t) for t in sorted(info.warmup))})" if info.warmup else "")
+        dropped = [self._suspended.pop(t) for t in sorted(self._suspended) if t not in wanted]
+        if dropped:
+            log.info("closing suspended tasks %s: assigned elsewhere", ", ".join(t.task_id for t in dropped))
+            await self._close_tasks(dropped, commit=True)  # committed already: nothing to do but release
+        returning = [self._suspended.pop(t) for t in sorted(wanted) if t in self._suspended]
+        back = {task.task_id for task in returning}
+        fresh = [w for t, w in sorted(wanted.items()) if t not in self.tasks and t not in back]
+        reopened = await self._resume_tasks(returning, assigned)
+        await self._open_tasks(sorted(fresh + reopened), assigned)
+        cluster = getattr(self, "cluster", None)
+        if cluster is not None and info is not None:
+            cluster.update({ep: set(tasks) for ep, tasks in info.active_by_endpoint.items()},
+                           {ep: set(tasks) for ep, tasks in info.standby_by_endpoint.items()})
+        if info is not None and info.probe_after_ms is not None:
+            self._probe = asyncio.get_running_loop().call_later(info.probe_after_ms / 1000, self._probing_rebalance)
         self._note_tasks_running()
+
+    async def _resume_tasks(self, tasks: list[StreamTask], assigned: set[TopicPartition]) -> list[tuple[int, int]]:
+        """Run suspended tasks again from their committed offsets, without restoring; returns those to reopen.
+
+        A task somebody else committed for meanwhile (this worker missed a generation) has
+        state that is behind: it is closed and reopened, which restores it.
+        """
+        if not tasks:
+            return []
+        assert self.consumer is not None
+        pausing = [tp for task in tasks for tp in task.partitions if tp in assigned]
+        self.consumer.pause(*pausing)  # before any await, as in _open_tasks
+        self._paused.update(pausing)
+        committed = await self._committed([tp for task in tasks for tp in task.partitions])
+        stale = []
+        for task in tasks:
+            mine = {tp: committed[tp] for tp in task.partitions}
+            if not task.resumable({tp: offset for tp, (offset, _) in mine.items()}):
+                stale.append(task)
+                continue
+            self.tasks[task.task_id] = task
+            for tp in task.partitions:
+                self._task_of[tp] = task
+            self._start_runner(task, mine)
+        resumed = [t.task_id for t in tasks if t not in stale]
+        if resumed:
+            log.info("resumed tasks %s without restoring", ", ".join(resumed))
+        if stale:
+            log.info("tasks %s were committed elsewhere since they were suspended; reopening them",
+                     ", ".join(t.task_id for t in stale))
+            await self._close_tasks(stale, commit=False)
+        return [(t.subtopology.id, t.partition) for t in stale]
 
     async def _open_tasks(self, wanted: list[tuple[int, int]], assigned: set[TopicPartition]) -> None:
         """Create tasks with their stores paused, restore them in the background, then start them."""
@@ -430,7 +609,7 @@ class Worker:
             producer = await self.guarantee.producer_for(task_id_of(sub_id, partition))
             stores = self.state.open(subtopology, partition)
             task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores,
-                              self.metrics)
+                              self.metrics, self._outputs)
             if self.global_updater is not None:
                 task.global_stores = self.global_updater.readers
             self.tasks[task.task_id] = task
@@ -455,6 +634,11 @@ class Worker:
             return
         finally:
             self._starting.pop(task.task_id, None)
+        self._start_runner(task, committed)
+
+    def _start_runner(self, task: StreamTask, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
+        """Seek to the committed offsets, run the task, fetch for it."""
+        assert self.consumer is not None
         assigned = self.consumer.assignment()
         for tp, (offset, _) in committed.items():
             if offset >= 0 and tp in assigned:
@@ -464,8 +648,6 @@ class Worker:
         self._runners[task.task_id] = runner
         self._note_tasks_running()
         # Fetch for it now rather than when the poll loop next looks (up to a poll timeout later).
-        assert self.consumer is not None
-        assigned = self.consumer.assignment()
         for tp in task.partitions:
             if tp in self._paused and tp in assigned:
                 self._resume(tp)
@@ -490,6 +672,12 @@ class Worker:
 
     async def _close_tasks(self, tasks: list[StreamTask], commit: bool) -> None:
         """Stop the tasks between batches, commit their work if asked, release stores and producers."""
+        await self._stop_tasks(tasks)
+        failed = await self._last_commit(tasks) if commit else {t.task_id for t in tasks}
+        await self._release_tasks(tasks, failed)
+
+    async def _stop_tasks(self, tasks: list[StreamTask]) -> None:
+        """Cancel restores and runners, each runner between two batches."""
         for task in tasks:
             starting = self._starting.pop(task.task_id, None)
             if starting is not None:
@@ -500,26 +688,36 @@ class Worker:
                 async with task.lock:
                     runner.cancel()
                 await asyncio.gather(runner, return_exceptions=True)
-        failed: set[str] = set() if commit else {t.task_id for t in tasks}
-        if commit:
-            try:
-                failed.update(t.task_id for t, _ in await self.commit(tasks))
-            except (KafkaError, StreamerError) as error:
-                log.warning("last commit of tasks failed; their uncommitted work will be redone: %r", error)
-                failed.update(t.task_id for t in tasks)
+        self.metrics.tasks_running.set(len(self._runners))
+
+    async def _last_commit(self, tasks: list[StreamTask]) -> set[str]:
+        """Commit stopped tasks; returns the ids of those whose work could not be committed."""
+        try:
+            return {t.task_id for t, _ in await self.commit(tasks)}
+        except (KafkaError, StreamerError) as error:
+            log.warning("last commit of tasks failed; their uncommitted work will be redone: %r", error)
+            return {t.task_id for t in tasks}
+
+    async def _release_tasks(self, tasks: list[StreamTask], failed: set[str]) -> None:
+        """Drop what failed tasks did not commit, release producers, checkpoint and close the stores."""
+        assert self.guarantee is not None and self.state is not None
         for task in tasks:
-            assert self.guarantee is not None
             async with task.lock:  # a commit still at work on the task ends first; none starts after
                 task.halted = True
                 if task.task_id in failed:
                     task.abandon()
                 await self.guarantee.release(task, failed=task.task_id in failed)
+                if self.config.state_store == "rocksdb":
+                    write_checkpoint(self.state.root / task.task_id, task.stores)
                 task.close()
-            self.tasks.pop(task.task_id, None)
-            for tp in task.partitions:
-                self._task_of.pop(tp, None)
-                self._paused.discard(tp)
-        self.metrics.tasks_running.set(len(self._runners))
+            self._forget(task)
+
+    def _forget(self, task: StreamTask) -> None:
+        """The worker no longer runs the task: no fetched records go to it."""
+        self.tasks.pop(task.task_id, None)
+        for tp in task.partitions:
+            self._task_of.pop(tp, None)
+            self._paused.discard(tp)
 
     def _note_tasks_running(self) -> None:
         """Tasks running now; once every assigned task runs, the rebalance's pause is over."""
