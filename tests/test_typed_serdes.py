@@ -17,12 +17,11 @@ import pydantic
 import pytest
 
 from streamer import StreamsBuilder
-from streamer.config import StreamerConfig
 from streamer.errors import DeserializationError, ProcessingError, SerializationError
-from streamer.runtime.worker import Worker
 from streamer.testing import TopologyTestDriver
 from streamer.typed_serde import DataclassSerde, MsgspecSerde, PydanticSerde, typed
 from tests.kafka_helpers import consume_all, produce
+from tests.serde_helpers import while_worker_runs
 
 
 class Status(enum.Enum):
@@ -261,17 +260,10 @@ async def test_typed_app_against_the_broker_dead_letters_the_bad_record(kafka_bo
     (builder.stream(source, key_serde="str", value_serde=typed(OrderDc))
         .map_values(lambda order: OrderP(id=order.id, amount=order.amount * 100, lines=[]))
         .to(output, key_serde="str", value_serde=typed(OrderP)))
-    config = StreamerConfig(application_id=f"typed-{uuid.uuid4().hex[:8]}", bootstrap_servers=kafka_bootstrap,
-                            state_dir=str(tmp_path), commit_interval_ms=200,
-                            deserialization_error_handler="dead_letter", dead_letter_topic=dead)
-    worker = Worker(builder.build(), config)
-    running = asyncio.create_task(worker.run())
-    try:
-        out = await consume_all(kafka_bootstrap, output, 39, timeout=60)
-        [bad] = await consume_all(kafka_bootstrap, dead, 1, timeout=30)
-    finally:
-        worker.stop()
-        await running
+    out, [bad] = await while_worker_runs(
+        builder.build(), kafka_bootstrap, tmp_path,
+        asyncio.gather(consume_all(kafka_bootstrap, output, 39, timeout=60), consume_all(kafka_bootstrap, dead, 1)),
+        deserialization_error_handler="dead_letter", dead_letter_topic=dead)
     values = [typed(OrderP).deserialize(record.value) for record in out]
     assert sorted(v.amount for v in values) == [i * 100 for i in range(40) if i != 17]
     assert bad.value == rows[17][1]
