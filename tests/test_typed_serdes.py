@@ -268,3 +268,12 @@ async def test_typed_app_against_the_broker_dead_letters_the_bad_record(kafka_bo
     assert sorted(v.amount for v in values) == [i * 100 for i in range(40) if i != 17]
     assert bad.value == rows[17][1]
     assert b"OrderDc: field 'lines[0].sku': expected str, got int" in dict(bad.headers)["streamer.error.message"]
+
+
+def test_the_serde_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.serde_bench import main
+
+    assert main(["--records", "40", "--batch", "16", "--repeat", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["json", "dataclass", "pydantic", "msgspec", "avro",
+                                                       "json_schema"]
