@@ -143,6 +143,7 @@ def verdict(samples: list[Sample], warmup_s: float, guarantee: str, sent: Counte
                                              else counted.get(k, 0) < n)]
     return {
         "rss_after_warmup_mb": round(after[0].rss_mb, 1), "rss_end_mb": round(samples[-1].rss_mb, 1),
+        "rss_peak_after_warmup_mb": round(max(s.rss_mb for s in after), 1),
         "rss_slope_mb_per_min": round(slope, 2), "rss_flat": abs(slope) < FLAT_MB_PER_MIN,
         "max_lag": max(s.lag for s in samples), "median_cpu_percent": round(statistics.median(
             s.cpu_percent for s in samples), 1),
