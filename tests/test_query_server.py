@@ -27,6 +27,7 @@ from apps.wordcount import build as build_wordcount
 from streamer.errors import ConfigError
 from streamer.partitioner import default_partition
 from streamer.runtime.cluster import ClusterMetadata, TaskId
+from streamer.runtime.global_store import GlobalStore
 from streamer.runtime.query_server import QueryServer
 from streamer.runtime.task_stores import TaskStores, open_task_stores
 from streamer.serde import INT, JSON, STRING
@@ -34,7 +35,7 @@ from streamer.state import timestamped
 from streamer.state.session_store import SessionStore
 from streamer.state.typed_store import TypedStore
 from streamer.state.window_store import WindowStore
-from streamer.topology.topology import SourceSpec, StoreSpec, SubTopology, Topology
+from streamer.topology.topology import GlobalStoreSpec, SourceSpec, StoreSpec, SubTopology, Topology
 from streamer.typed_serde import typed
 
 APP = "iq"
@@ -69,10 +70,11 @@ class Workers:
         self.servers: list[QueryServer] = []
         self.session = aiohttp.ClientSession()
 
-    async def start(self, running: Callable[[], dict[TaskId, TaskStores]]) -> QueryServer:
+    async def start(self, running: Callable[[], dict[TaskId, TaskStores]],
+                    global_stores: dict[str, GlobalStore] | None = None) -> QueryServer:
         cluster = ClusterMetadata(self.topology, APP, None)
         cluster.set_partition_counts(self.partition_counts)
-        server = QueryServer(cluster, running, host="127.0.0.1", port=0)
+        server = QueryServer(cluster, running, global_stores, host="127.0.0.1", port=0)
         await server.start()
         cluster.local_endpoint = f"127.0.0.1:{server.port}"
         self.servers.append(server)
@@ -359,3 +361,24 @@ async def test_streamer_query_picks_the_path_by_store_kind_and_waits_out_a_rebal
     asyncio.get_running_loop().call_later(0.5, server.cluster.update, {endpoint: {(0, 0)}}, {})
     code, out, _ = await _streamer_query("user-sessions", "ann", "--wait", "20", "--server", endpoint)
     assert code == 0 and len(orjson.loads(out)["sessions"]) == 1
+
+
+async def test_a_global_table_is_answered_whole_by_any_worker(workers, tmp_path) -> None:
+    table = GlobalStoreSpec(StoreSpec("countries", key_serde=STRING, value_serde=JSON), "countries-topic")
+    topology = build_wordcount().build()
+    topology.global_stores.append(table)
+    store = GlobalStore(table, tmp_path / "global", "memory")
+    store.write(0, [(b"fr", b'{"name":"France"}'), (b"de", b'{"name":"Germany"}')], 2)
+    cluster = workers(topology, {REPARTITION: 2})
+    server = await cluster.start(dict, {"countries": store})
+    server.cluster.mark_rebalancing()  # a global table does not move: answered even now
+
+    status, body, _ = await cluster.get(server, "/stores/countries/keys/fr")
+    assert (status, body["value"]) == (200, {"name": "France"})
+    _, body, _ = await cluster.get(server, "/stores/countries/all")
+    assert [entry["key"] for entry in body["entries"]] == ["de", "fr"]
+    status, body, _ = await cluster.get(server, "/stores/countries/keys/it")
+    assert (status, body["error"]) == (404, "not_found")
+    status, body, _ = await cluster.get(server, "/metadata/stores/countries/keys/fr")
+    assert (status, body["error"]) == (400, "global_store")
+    store.close()
