@@ -118,6 +118,8 @@ async def test_one_worker_answers_gets_and_scans_of_its_tasks(workers, tmp_path)
     assert (status, body["error"]) == (404, "not_found")
     status, body, _ = await cluster.get(server, "/stores/nope/keys/apple")
     assert (status, body["error"]) == (404, "unknown_store") and STORE in body["message"]
+    status, body, _ = await cluster.get(server, f"/stores/{STORE}/everything")
+    assert (status, body["error"]) == (404, "unknown_path") and "/metadata" in body["message"]
 
     status, body, _ = await cluster.get(server, f"/stores/{STORE}/all")
     assert status == 200 and body["partitions"] == [0, 1]

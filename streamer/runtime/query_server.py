@@ -226,7 +226,13 @@ class QueryServer:
             get("/stores/{store}/windows", self._windows),
             get("/stores/{store}/sessions/{key:.+}", self._sessions_of_key),
         ])
+        app.router.add_route("*", "/{path:.*}", self._unknown)
         return app
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        return _respond(404, {"error": "unknown_path", "message": f"no query at {request.method} {request.path}; "
+                              "GET /metadata, or /stores/{store}/ and keys/{key}, range, prefix/{prefix}, all, "
+                              "windows, windows/{key} or sessions/{key} (docs/operations.md#interactive-queries)"})
 
     async def start(self) -> None:
         self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
