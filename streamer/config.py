@@ -164,10 +164,12 @@ class StreamerConfig:
 def split_host_port(endpoint: str) -> tuple[str, int]:
     """``(host, port)`` of an ``application_server`` value such as ``worker-1:8080`` or ``[::1]:8080``."""
     host, sep, port = endpoint.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"application_server must be host:port with a port from 1 to 65535 (the address other "
-                          f"workers and clients reach this worker's query server at), not {endpoint!r}")
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and not bracketed):
+        raise ConfigError(f"application_server must be host:port with a port from 1 to 65535, an IPv6 host in "
+                          f"brackets (the address other workers and clients reach this worker's query server at), "
+                          f"not {endpoint!r}")
     return host, int(port)
 
 

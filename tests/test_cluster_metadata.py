@@ -60,6 +60,6 @@ def test_application_server_must_be_host_and_port() -> None:
     assert split_host_port("worker-1.example:8080") == ("worker-1.example", 8080)
     assert split_host_port("[::1]:9000") == ("::1", 9000)
     assert StreamerConfig(application_server="127.0.0.1:1").application_server == "127.0.0.1:1"
-    for bad in ("localhost", ":8080", "host:0", "host:65536", "host:http"):
+    for bad in ("localhost", ":8080", "host:0", "host:65536", "host:http", "::1:8080", "[::1:8080"):
         with pytest.raises(ConfigError, match="application_server must be host:port"):
             load_config(cli={"application_server": bad}, environ={})
