@@ -1,6 +1,6 @@
 """Records per second of each value serde, writing and reading batches as sources and sinks do.
 
-    .venv/bin/python -m benchmarks.serde_bench [--records 100000] [--batch 1000] [--repeat 5]
+    .venv/bin/python -m benchmarks.serde_bench [--records 100000] [--batch 1000] [--repeat 5] [--registry URL]
 
 Every serde gets the same order (two text fields, an int, a float, a list of two lines of
 a text and an int) as its own type: a dict for ``json``, ``avro`` and ``json_schema``, a
@@ -8,6 +8,9 @@ dataclass, a pydantic model or a msgspec Struct for the typed serdes. The regist
 run with a pinned schema id (no registry: their hot path does no I/O once an id is known
 either way). Each round runs every serde once, so all see the same load on a shared
 machine; printed is the best round per serde, in thousands of records per second.
+``--registry`` (e.g. a ``python -m streamer.schema_registry.devserver start``) adds
+confluent-kafka's own Avro and JSON Schema serializer classes on the same records, to
+compare with streamer's encoding of the same wire format.
 """
 
 from __future__ import annotations
@@ -103,6 +106,36 @@ SERDES: dict[str, tuple[Serde, Callable[[dict[str, Any]], Any]]] = {
 }
 
 
+class _Confluent:
+    """confluent-kafka's serializer and deserializer classes as a serde, for the comparison."""
+
+    def __init__(self, serializer: Any, deserializer: Any, topic: str) -> None:
+        from confluent_kafka.serialization import MessageField, SerializationContext
+        self._serializer, self._deserializer = serializer, deserializer
+        self._context = SerializationContext(topic, MessageField.VALUE)
+
+    def serialize(self, obj: Any) -> bytes | None:
+        return self._serializer(obj, self._context)
+
+    def deserialize(self, data: bytes | None) -> Any:
+        return self._deserializer(data, self._context)
+
+
+def _confluent_serdes(url: str) -> dict[str, tuple[Serde, Callable[[dict[str, Any]], Any]]]:
+    import orjson
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+
+    client = SchemaRegistryClient({"url": url})
+    avro, json_schema = orjson.dumps(AVRO_ORDER).decode(), orjson.dumps(JSON_ORDER).decode()
+    return {
+        "confluent avro": (_Confluent(AvroSerializer(client, avro), AvroDeserializer(client), "bench-avro"), dict),
+        "confluent json": (_Confluent(JSONSerializer(json_schema, client),
+                                      JSONDeserializer(None, schema_registry_client=client), "bench-json"), dict),
+    }
+
+
 def _round(serde: Serde, batches: list[list[Any]], records: int) -> tuple[float, float]:
     """(write, read) records/s of one pass over ``batches``."""
     start = time.perf_counter()
@@ -114,14 +147,15 @@ def _round(serde: Serde, batches: list[list[Any]], records: int) -> tuple[float,
     return records / (middle - start), records / (end - middle)
 
 
-def measure(records: int, batch: int, repeat: int) -> dict[str, tuple[float, float]]:
+def measure(records: int, batch: int, repeat: int, registry: str | None = None) -> dict[str, tuple[float, float]]:
     """Best (write, read) records/s of each serde over ``repeat`` rounds."""
+    serdes = {**SERDES, **(_confluent_serdes(registry) if registry else {})}
     orders = [_order(i) for i in range(records)]
     batches = {name: [[make(o) for o in orders[i:i + batch]] for i in range(0, records, batch)]
-               for name, (_, make) in SERDES.items()}
-    best: dict[str, tuple[float, float]] = {name: (0.0, 0.0) for name in SERDES}
+               for name, (_, make) in serdes.items()}
+    best: dict[str, tuple[float, float]] = {name: (0.0, 0.0) for name in serdes}
     for _ in range(repeat):
-        for name, (serde, _) in SERDES.items():
+        for name, (serde, _) in serdes.items():
             write, read = _round(serde, batches[name], records)
             best[name] = (max(best[name][0], write), max(best[name][1], read))
     return best
@@ -132,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--registry", help="a Schema Registry url: also measure confluent-kafka's serializers")
     args = parser.parse_args(argv)
-    results = measure(args.records, args.batch, args.repeat)
+    results = measure(args.records, args.batch, args.repeat, args.registry)
     print(f"{'serde':<14} {'write k/s':>10} {'read k/s':>10}   ({args.records} records, batches of {args.batch}, "
           f"best of {args.repeat})")
     for name, (write, read) in results.items():

@@ -94,7 +94,7 @@ def test_json_schema_bytes_agree_with_confluent_kafkas_own_serializer(registry_u
         {"order": "o-1", "cents": 300}
     theirs = JSONSerializer(orjson.dumps(PAYMENT).decode(), registry.client)({"order": "o-2", "cents": 1}, context)
     assert registry.json_schema().deserialize(theirs) == {"order": "o-2", "cents": 1}
-    with pytest.raises(DeserializationError, match="field 'cents': 'many' is not of type 'integer'"):
+    with pytest.raises(DeserializationError, match="field 'cents': \"many\" is not of type \"integer\""):
         registry.json_schema().deserialize(data[:5] + b'{"order": "o-1", "cents": "many"}')
 
 

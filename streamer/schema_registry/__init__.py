@@ -4,7 +4,7 @@
     registry = SchemaRegistry("http://127.0.0.1:8081")
     orders = builder.stream("orders", value_serde=registry.avro(ORDER_SCHEMA, subject="orders-value"))
 
-Needs the extra ``schema-registry`` (confluent-kafka's registry client, fastavro, jsonschema).
+Needs the extra ``schema-registry`` (confluent-kafka's registry client, fastavro, jsonschema-rs).
 See docs/serdes.md.
 """
 

@@ -28,7 +28,7 @@ def _confluent() -> Any:
         return importlib.import_module("confluent_kafka.schema_registry")
     except ImportError:
         raise SerializationError(
-            "the Schema Registry serdes need confluent-kafka, fastavro and jsonschema: "
+            "the Schema Registry serdes need confluent-kafka, fastavro and jsonschema-rs: "
             "pip install 'streamer[schema-registry]'"
         ) from None
 
