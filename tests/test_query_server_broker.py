@@ -19,11 +19,16 @@ pytestmark = pytest.mark.broker
 STORE = "word-counts"
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on now (the worker binds it a moment later)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports nothing listens on now (the workers bind them a moment later)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:  # all bound at once, so no port comes twice
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 async def answers(session: aiohttp.ClientSession, endpoint: str, path: str, **params: str) -> tuple[int, Any]:
@@ -36,7 +41,8 @@ async def test_a_worker_answers_over_http_and_streamer_query(kafka_bootstrap, ne
     output = await new_topic("iq-counts", partitions=3)
     lines = [(None, f"apple banana apple {i % 5} zebra/{i % 2}".encode()) for i in range(300)]
     expected = Counter(word for _, line in lines for word in line.decode().replace("/", " ").split())
-    endpoint = f"127.0.0.1:{free_port()}"
+    (port,) = free_ports(1)
+    endpoint = f"127.0.0.1:{port}"
     worker = WorkerProcess("apps.wordcount:topology", kafka_bootstrap, f"iq-{uuid.uuid4().hex[:8]}",
                            app_settings={"input": source, "output": output},
                            extra_args=["--application-server", endpoint], name="iq-worker").start()
@@ -121,7 +127,7 @@ async def test_every_key_from_either_worker_also_after_a_rebalance(kafka_bootstr
     lines = [(None, " ".join(words[: i % 24 + 1]).encode()) for i in range(96)]
     expected = dict(Counter(word for _, line in lines for word in line.decode().split()))
     app_id = f"iq2-{uuid.uuid4().hex[:8]}"
-    endpoints = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    endpoints = [f"127.0.0.1:{port}" for port in free_ports(3)]
     workers = [WorkerProcess("apps.wordcount:topology", kafka_bootstrap, app_id,
                              app_settings={"input": source, "output": output},
                              extra_args=["--application-server", endpoint], name=f"iq2-{n}")
