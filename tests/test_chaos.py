@@ -311,3 +311,20 @@ async def test_at_least_once_loses_nothing_under_kill_minus_nine(kafka_bootstrap
     for name in ("echo", "agg-direct", "agg-repart", "enriched"):
         assert result.report.check(name).checked >= options.records, _explain(result)
     assert result.report.check("windowed").checked > options.records // 20, _explain(result)
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(150)
+async def test_exactly_once_fences_a_paused_zombie_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # One worker stopped (SIGSTOP) inside an open transaction until the others own its tasks and
+    # committed past it, then continued: it must be fenced (nothing it still writes is visible,
+    # the verifier's checks) and rejoin without dying (the run fails on a worker that exits).
+    options = ChaosOptions(records=6_000, kills=0, pauses=1, seed=5, quiet=True, log_dir=tmp_path,
+                           drain_timeout_s=90)
+    result = await run_chaos(kafka_bootstrap, "exactly_once", options)
+    print(result.format())
+    assert result.ok, _explain(result)
+    (pause,) = result.kills
+    assert pause.kind == "pause" and "rejoined" in pause.detail and "EXITED" not in pause.detail, _explain(result)
+    for name in ("echo", "agg-direct", "agg-repart", "enriched"):
+        assert result.report.check(name).checked == options.records, _explain(result)

@@ -56,8 +56,17 @@ async def commit_transaction(producer: AIOKafkaProducer, offsets: dict[TopicPart
     await producer.begin_transaction()
 
 
+def producer_fenced(producer: AIOKafkaProducer) -> bool:
+    """True once the producer learnt that a newer owner took its transactional id (aiokafka's fatal state)."""
+    manager = producer._txn_manager
+    return manager is not None and bool(manager.is_fatal_error())
+
+
 async def abort_quietly(producer: AIOKafkaProducer, task_id: str) -> None:
     """Abort the open transaction if the producer still can; a fenced one cannot and need not."""
+    if producer_fenced(producer):  # aiokafka asserts on aborting from there
+        log.info("abort for task %s not possible (its producer was fenced); its next owner's init aborts it", task_id)
+        return
     try:
         await asyncio.wait_for(producer.abort_transaction(), ABORT_TIMEOUT_S)
     except (KafkaError, IllegalOperation, TimeoutError) as error:

@@ -26,6 +26,7 @@ from streamer.runtime.cluster import ClusterMetadata
 from streamer.runtime.gc_tuning import tune_for_throughput
 from streamer.runtime.global_store import GlobalUpdater
 from streamer.runtime.guarantees import CommitPath, commit_path_for
+from streamer.runtime.transactions import producer_fenced
 from streamer.runtime.health import HealthServer, Heartbeat
 from streamer.runtime.local_tasks import checkpointed_offsets, offset_sum, process_id, write_checkpoint
 from streamer.runtime.metrics import WorkerMetrics
@@ -76,6 +77,8 @@ class Worker:
         self.tasks: dict[str, StreamTask] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
+        #: Closing tasks whose runner was fenced (a zombie worker's), kept until they are closed.
+        self._closing_fenced: set[asyncio.Task[None]] = set()
         self._recoveries: dict[str, int] = {}
         self._task_of: dict[TopicPartition, StreamTask] = {}
         self._sub_of_topic: dict[str, int] = {}
@@ -402,7 +405,7 @@ class Worker:
                     "stopping rather than retrying forever"
                 ))
                 return
-            fenced = isinstance(error, self.guarantee.fencing_errors)
+            fenced = isinstance(error, self.guarantee.fencing_errors) or producer_fenced(task.producer)
             log.warning("commit of task %s failed (%r); %s", task.task_id, error,
                         "fenced, closing it" if fenced else "aborted, reopening it")
             if not fenced:
@@ -666,7 +669,15 @@ class Worker:
         if runner.cancelled():
             return
         error = runner.exception()
-        if error is not None:
+        task = self.tasks.get(runner.get_name().removeprefix("task-"))
+        if task is not None and error is not None and self.guarantee is not None \
+                and isinstance(error, self.guarantee.fencing_errors):
+            # This worker lost the task while it could not tell (a zombie): close it, do not stop.
+            task.halted = True  # no commit tries it again
+            closing = asyncio.get_running_loop().create_task(self._recover([(task, error)]))
+            self._closing_fenced.add(closing)
+            closing.add_done_callback(self._closing_fenced.discard)
+        elif error is not None:
             log.error("task %s failed: %s", runner.get_name(), error)
             self._fail(error)
 

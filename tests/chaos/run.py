@@ -27,7 +27,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from streamer.devbroker import DevBroker
 from tests.chaos.app import MAX_TASK_IDLE_MS
+from tests.chaos.faults import KillEvent, kill_leader_broker, pause_worker
 from tests.chaos.generator import InputWriter, generate_input, generate_table
 from tests.chaos.verifier import (
     GUARANTEES,
@@ -53,8 +55,8 @@ OPEN_TRANSACTION_TIMEOUT_S = 30.0
 LOG_EVENTS = {
     "tracebacks": re.compile(r"^Traceback", re.MULTILINE),
     "errors": re.compile(r" ERROR "),
-    "failed transactions": re.compile(r"transaction of task \S+ failed"),
-    "fenced": re.compile(r"fenced by a newer owner"),
+    "failed transactions": re.compile(r"(?:transaction|commit) of task \S+ failed"),
+    "fenced": re.compile(r"fenced"),
     "restores": re.compile(r"restored", re.IGNORECASE),
 }
 
@@ -92,21 +94,14 @@ class ChaosOptions:
     keep_topics: bool = False
     quiet: bool = False
     log_dir: Path | None = None
-
-
-@dataclass
-class KillEvent:
-    """One kill: the worker(s) it hit, when, and how many of their state dirs were wiped."""
-
-    at_s: float
-    workers: str
-    pids: list[int]
-    acked: int
-    wiped: int
-    #: "processing" (the group was settled and committing) or "rebalancing" (still recovering).
-    when: str
-    #: Every worker was killed at once.
-    everyone: bool
+    #: Zombie faults: a worker stopped (SIGSTOP) until the group gave its tasks to the others, then
+    #: continued (SIGCONT); under exactly-once it must be fenced and rejoin (tests/chaos/faults.py).
+    pauses: int = 0
+    #: Broker faults: SIGKILL the node leading most input and echo partitions, restart it once the
+    #: group went on without it; needs a multi-node dev broker (``Chaos(..., broker=...)``).
+    broker_kills: int = 0
+    #: Replication factor of the run's topics and of the app's internal topics.
+    replication: int = 1
 
 
 @dataclass
@@ -131,17 +126,23 @@ class ChaosResult:
         return self.report.ok and not self.unexpected_exits and not self.bad_shutdowns
 
     def format(self) -> str:
-        wiped = sum(kill.wiped for kill in self.kills)
-        early = sum(kill.when == "rebalancing" for kill in self.kills)
-        everyone = sum(kill.everyone for kill in self.kills)
+        kills = [kill for kill in self.kills if kill.kind == "kill"]
+        others = [kill for kill in self.kills if kill.kind != "kill"]
+        wiped = sum(kill.wiped for kill in kills)
+        early = sum(kill.when == "rebalancing" for kill in kills)
+        everyone = sum(kill.everyone for kill in kills)
+        extra = "".join(f", {sum(k.kind == kind for k in others)} {name}" for kind, name in
+                        (("pause", "paused workers (zombies)"), ("broker", "broker kills"))
+                        if any(k.kind == kind for k in others))
         lines = [
-            (f"== {self.guarantee}: {self.options.records} records, {len(self.kills)} kills "
-             f"({everyone} of all workers at once, {early} during a rebalance or restore, {wiped} state dirs wiped), "
-             f"{self.options.workers} workers, "
+            (f"== {self.guarantee}: {self.options.records} records, {len(kills)} kills "
+             f"({everyone} of all workers at once, {early} during a rebalance or restore, {wiped} state dirs wiped)"
+             f"{extra}, {self.options.workers} workers, "
              f"{self.duration_s:.1f}s (input {self.generate_s:.1f}s, drain {self.drain_s:.1f}s)"),
             "  worker logs: " + str(self.log_dir),
             "  in the logs: " + ", ".join(f"{name} {count}" for name, count in self.log_events.items()),
         ]
+        lines += [f"  {kill.kind} at {kill.at_s:.1f}s: {kill.detail}" for kill in others]
         lines += [f"  worker died on its own: {line}" for line in self.unexpected_exits]
         lines += [f"  unclean shutdown: {line}" for line in self.bad_shutdowns]
         lines.append(self.report.format())
@@ -152,10 +153,15 @@ class ChaosResult:
 class Chaos:
     """One run against one broker: topics, workers, input, kills, drain, verification."""
 
-    def __init__(self, bootstrap: str, guarantee: str, options: ChaosOptions) -> None:
+    def __init__(self, bootstrap: str, guarantee: str, options: ChaosOptions, broker: DevBroker | None = None) -> None:
         if guarantee not in GUARANTEES:
             raise ValueError(f"guarantee must be one of {GUARANTEES}, not {guarantee!r}")
+        if options.broker_kills and (broker is None or broker.nodes < 2):
+            raise ValueError("broker kills need a dev broker of several nodes (Chaos(..., broker=DevBroker(nodes=3)))")
         self.bootstrap = bootstrap
+        self.broker = broker
+        #: A worker stopped with SIGSTOP right now: the group's assignment goes on without it.
+        self.paused: WorkerProcess | None = None
         self.guarantee = guarantee
         self.options = options
         short = "eos" if guarantee == "exactly_once" else "alos"
@@ -247,8 +253,11 @@ class Chaos:
                            bad_shutdowns, self._log_events(), self.dir)
 
     def _group_settled(self) -> bool:
-        """Every worker holds tasks and no task is held twice (by the workers' last assignment logs)."""
-        held = [assigned_tasks(w.log()) for w in self.workers]
+        """Every worker holds tasks and no task is held twice (by the workers' last assignment logs).
+
+        A paused worker does not count: the group has to go on without it.
+        """
+        held = [assigned_tasks(w.log()) for w in self.workers if w is not self.paused]
         every = [task for tasks in held for task in tasks]
         return all(held) and len(every) == len(set(every)) == SUBTOPOLOGIES * self.options.partitions
 
@@ -257,7 +266,8 @@ class Chaos:
         worker = WorkerProcess(APP, self.bootstrap, self.application_id, guarantee=self.guarantee,
                                state_dir=str(state_dir), app_settings=self.topics.app_settings(), name=name,
                                extra_args=["--commit-interval-ms", str(self.options.commit_interval_ms),
-                                           "--set", f"max_task_idle_ms={MAX_TASK_IDLE_MS}"])
+                                           "--set", f"max_task_idle_ms={MAX_TASK_IDLE_MS}",
+                                           "--replication-factor", str(self.options.replication)])
         # Keep the logs of a run together (WorkerProcess would scatter them over /tmp).
         worker.log_path.unlink(missing_ok=True)
         worker.log_path = self.dir / f"{name}.log"
@@ -269,7 +279,8 @@ class Chaos:
         await admin.start()
         try:
             names = [*self.topics.sources, *self.topics.outputs]
-            await admin.create_topics([NewTopic(name, self.options.partitions, 1) for name in names])
+            await admin.create_topics([NewTopic(name, self.options.partitions, self.options.replication)
+                                       for name in names])
             deadline = time.monotonic() + 30
             while True:
                 described = await admin.describe_topics(names)
@@ -296,18 +307,21 @@ class Chaos:
     # -- chaos ---------------------------------------------------------------------------
 
     async def _kill_while_writing(self, writer: InputWriter, writing: asyncio.Task[None]) -> None:
-        """Kill ``kills`` times while the input flows.
+        """Kill ``kills`` times (and pause or kill brokers, if asked) while the input flows.
 
         Most kills wait until the group has settled again and is committing progress, so
         they hit workers in the middle of processing (open transactions, unflushed output);
         the others (``early_kill_share``) hit the group while it is still recovering from
-        the previous kill: during the rebalance or while the new worker restores. The input
-        is slowed down after each kill so that it still flows when the last one comes.
+        the previous kill: during the rebalance or while the new worker restores. Pauses and
+        broker kills always come mid-processing (tests/chaos/faults.py). The input is slowed
+        down after each fault so that it still flows when the last one comes.
         """
         first_kill_at = 0.0
+        plan = self._fault_plan()
         self._pace(writer, 0, self.options.cycle_estimate_s)
-        for number in range(1, self.options.kills + 1):
-            early = number > 1 and self.rng.random() < self.options.early_kill_share
+        for number, kind in enumerate(plan, start=1):
+            early = (kind == "kill" and number > 1 and plan[number - 2] == "kill"
+                     and self.rng.random() < self.options.early_kill_share)
             if early:
                 await _wait_until(lambda: "assigned tasks" in self._newest_log() or writing.done(), timeout=120,
                                   what="the restarted worker to join the group")
@@ -315,21 +329,35 @@ class Chaos:
             owners: list[WorkerProcess] = []
             if not early:
                 await self._wait_until_processing(writing)
-                if self.guarantee == "exactly_once":
+                if self.guarantee == "exactly_once" and kind != "broker":
                     owners = await self._owners_of_open_transactions(writing)
             if writing.done():
                 writing.result()  # raises if the generator failed
-                self.say(f"the input ended before kill {number}: use more --records or a lower --rate")
-            await self._kill(writer.acked, "rebalancing" if early else "processing", writer.rate, owners)
+                self.say(f"the input ended before fault {number}: use more --records or a lower --rate")
+            if kind == "pause":
+                self.kills.append(await pause_worker(self, writer.acked, writer.rate, owners))
+            elif kind == "broker":
+                self.kills.append(await kill_leader_broker(self, writer.acked, writer.rate))
+            else:
+                await self._kill(writer.acked, "rebalancing" if early else "processing", writer.rate, owners)
             if number == 1:
                 first_kill_at = time.monotonic()
                 self._pace(writer, number, self.options.cycle_estimate_s)
             else:
                 self._pace(writer, number, (time.monotonic() - first_kill_at) / (number - 1))
 
+    def _fault_plan(self) -> list[str]:
+        """The order of the run's faults: kills, pauses and broker kills mixed, following the seed."""
+        options = self.options
+        plan = ["kill"] * options.kills + ["pause"] * options.pauses + ["broker"] * options.broker_kills
+        if options.pauses or options.broker_kills:  # a kill-only run keeps the kill plan its seed always gave
+            random.Random(f"chaos-plan-{options.seed}-{self.guarantee}").shuffle(plan)
+        return plan
+
     def _pace(self, writer: InputWriter, kills_done: int, seconds_per_kill: float) -> None:
-        """Spread the rest of the input over the remaining kills plus a tail, at most at ``rate``."""
-        seconds = (self.options.kills - kills_done) * seconds_per_kill + self.options.tail_s
+        """Spread the rest of the input over the remaining faults plus a tail, at most at ``rate``."""
+        faults = self.options.kills + self.options.pauses + self.options.broker_kills
+        seconds = (faults - kills_done) * seconds_per_kill + self.options.tail_s
         writer.rate = max(20.0, min(self.options.rate, writer.remaining / seconds))
 
     def _newest_log(self) -> str:
@@ -532,9 +560,10 @@ async def _wait_until(condition: object, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def run_chaos(bootstrap: str, guarantee: str, options: ChaosOptions) -> ChaosResult:
-    """One run; the Python entry point the pytest short form uses."""
-    return await Chaos(bootstrap, guarantee, options).run()
+async def run_chaos(bootstrap: str, guarantee: str, options: ChaosOptions,
+                    broker: DevBroker | None = None) -> ChaosResult:
+    """One run; the Python entry point the pytest short form uses (``broker``: for broker kills)."""
+    return await Chaos(bootstrap, guarantee, options, broker).run()
 
 
 def side_by_side(results: list[ChaosResult]) -> str:
@@ -556,10 +585,11 @@ def side_by_side(results: list[ChaosResult]) -> str:
     return "\n".join(lines)
 
 
-async def _main_async(bootstrap: str, guarantees: list[str], options: ChaosOptions) -> int:
+async def _main_async(bootstrap: str, guarantees: list[str], options: ChaosOptions,
+                      broker: DevBroker | None = None) -> int:
     results = []
     for guarantee in guarantees:
-        result = await run_chaos(bootstrap, guarantee, options)
+        result = await run_chaos(bootstrap, guarantee, options, broker)
         print(result.format(), flush=True)
         results.append(result)
     if len(results) > 1:
@@ -589,6 +619,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="longest pause (s) between a kill and the restart")
     parser.add_argument("--commit-interval-ms", type=int, default=defaults.commit_interval_ms)
     parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s)
+    parser.add_argument("--pauses", type=int, default=defaults.pauses,
+                        help="zombie faults: SIGSTOP a worker past the session timeout, then SIGCONT it")
+    parser.add_argument("--broker-kills", type=int, default=defaults.broker_kills,
+                        help="SIGKILL and restart the leading broker node (a 3-node dev broker of its own)")
+    parser.add_argument("--replication", type=int, default=None,
+                        help="replication factor of the topics (default 1; 3 with --broker-kills)")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting a dev broker")
     parser.add_argument("--log-dir", type=Path, default=None, help="where worker logs go (default: a temp dir)")
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics for inspection")
@@ -597,23 +633,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--keys must be at least 20")
     if args.workers < 2:
         parser.error("--workers must be at least 2, or there is nobody to take over from a killed worker")
+    if args.broker_kills and args.bootstrap:
+        parser.error("--broker-kills needs the run's own 3-node dev broker: leave out --bootstrap")
     options = ChaosOptions(records=args.records, kills=args.kills, workers=args.workers, keys=args.keys,
                            seed=args.seed, partitions=args.partitions, rate=args.rate, wipe_share=args.wipe_share,
                            kill_all_share=args.kill_all_share, early_kill_share=args.early_kill_share,
                            max_restart_delay_s=args.max_restart_delay, commit_interval_ms=args.commit_interval_ms,
-                           drain_timeout_s=args.drain_timeout, keep_topics=args.keep_topics, log_dir=args.log_dir)
+                           drain_timeout_s=args.drain_timeout, keep_topics=args.keep_topics, log_dir=args.log_dir,
+                           pauses=args.pauses, broker_kills=args.broker_kills,
+                           replication=args.replication or (3 if args.broker_kills else 1))
     guarantees = list(GUARANTEES) if args.guarantee == "both" else [args.guarantee]
     broker = None
     bootstrap = args.bootstrap
     if bootstrap is None:
-        from streamer.devbroker import DevBroker
-
-        broker = DevBroker(nodes=1)
+        broker = DevBroker(nodes=3 if args.broker_kills else 1)
         broker.start()
         bootstrap = broker.bootstrap_servers
         print(f"dev broker at {bootstrap}", flush=True)
     try:
-        return asyncio.run(_main_async(bootstrap, guarantees, options))
+        return asyncio.run(_main_async(bootstrap, guarantees, options, broker))
     finally:
         if broker is not None:
             broker.stop()
