@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamer import StreamsBuilder
 from streamer.cli import _parser
 from streamer.config import load_config
-from streamer.errors import DeserializationError
+from streamer.errors import DeserializationError, ProcessingError
+from streamer.processors.api import PunctuationType
+from streamer.processors.user import RecordProcessor
+from streamer.record import Record
 from streamer.runtime.health import HealthServer, Heartbeat
 from streamer.runtime.metrics import WorkerMetrics
+from streamer.testing import TopologyTestDriver
 
 
 async def _request(port: int, line: str) -> tuple[int, bytes]:
@@ -81,3 +87,46 @@ def test_metrics_port_is_a_run_flag() -> None:
     args = _parser().parse_args(["run", "apps.wordcount:topology", "--metrics-port", "9400"])
     assert load_config(None, {"metrics_port": args.metrics_port}, environ={}).metrics_port == 9400
     assert load_config(None, {}, environ={}).metrics_port is None
+
+
+class _Ticks(RecordProcessor):
+    """Forwards a tick every 100 ms of stream time."""
+
+    def init(self) -> None:
+        self.schedule(100, PunctuationType.STREAM_TIME, lambda at: [Record("tick", "tick", at)])
+
+    def process(self, record: Record) -> None:
+        self.forward(record)
+
+
+def _samples(metrics: WorkerMetrics, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {frozenset(s.labels.items()): s.value for family in text_string_to_metric_families(
+        metrics.exposition().decode()) for s in family.samples if s.name == name}
+
+
+def test_punctuations_are_counted_and_timed_by_task_and_processor() -> None:
+    builder = StreamsBuilder()
+    builder.stream("in", key_serde="str", value_serde="str").process(_Ticks, name="ticks").to("out")
+    metrics = WorkerMetrics()
+    with TopologyTestDriver(builder.build()) as driver:
+        for task in driver._tasks:  # the driver runs without metrics; a worker's tasks have them
+            task.metrics = metrics
+        for at in (0, 100, 250):
+            driver.pipe("in", "a", "x", timestamp=at)
+    labels = frozenset({"task": "0_0", "processor": "ticks", "type": "stream_time"}.items())
+    assert _samples(metrics, "streamer_punctuations_total") == {labels: 2}
+    timed = _samples(metrics, "streamer_punctuation_seconds_count")
+    assert timed == {frozenset({"task": "0_0", "processor": "ticks"}.items()): 2}
+
+
+def test_a_record_that_fails_its_task_is_counted() -> None:
+    builder = StreamsBuilder()
+    builder.stream("in", key_serde="str", value_serde="json").map_values(lambda v: 10 // v).to("out")
+    metrics = WorkerMetrics()
+    with TopologyTestDriver(builder.build()) as driver:
+        for task in driver._tasks:
+            task.metrics = metrics
+        with pytest.raises(ProcessingError):
+            driver.pipe("in", "a", 0)
+    assert _value(metrics, "streamer_records_failed_total", reason="processing_error",
+                  error="ZeroDivisionError") == 1

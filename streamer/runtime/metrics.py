@@ -19,6 +19,7 @@ from streamer.errors import DeserializationError
 
 #: End-to-end latency buckets: from a millisecond (a fast pipeline) to minutes (a restore, a backlog).
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+PUNCTUATION_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0)
 COMMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -73,7 +74,11 @@ class WorkerMetrics:
         self.records_failed = Counter("streamer_records_failed_total",
                                       "Records that stopped their task under the fail policy (or for an internal "
                                       "topic the broker refuses).", ["reason", "error"], registry=r)
-        self.punctuations = Counter("streamer_punctuations_total", "Punctuator runs.", ["type"], registry=r)
+        self.punctuations = Counter("streamer_punctuations_total", "Punctuator runs.", ["task", "processor", "type"],
+                                    registry=r)
+        self.punctuation_time = Histogram("streamer_punctuation_seconds",
+                                          "Time of one punctuator run, forwarding its records downstream included.",
+                                          ["task", "processor"], buckets=PUNCTUATION_BUCKETS, registry=r)
         self.tasks_running = Gauge("streamer_tasks_running", "Tasks of this worker that are restored and processing.",
                                    registry=r)
         self._children: dict[tuple[Any, ...], Any] = {}
@@ -142,8 +147,9 @@ class WorkerMetrics:
         if dead_lettered:
             self._child(self.records_dead_lettered, "dropped").inc()
 
-    def punctuated(self, kind: str, count: int) -> None:
-        self._child(self.punctuations, kind).inc(count)
+    def punctuated(self, task: str, processor: str, kind: str, seconds: float) -> None:
+        self._child(self.punctuations, task, processor, kind).inc()
+        self._child(self.punctuation_time, task, processor).observe(seconds)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format, as /metrics serves it."""

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Generic, Mapping, Protocol, TypeVar
 
 from streamer.config import StreamerConfig
-from streamer.errors import DeserializationError, TopologyError
+from streamer.errors import DeserializationError, ProcessingError, TopologyError
 from streamer.processors.api import PunctuationType
 from streamer.processors.graph import TaskGraph
 from streamer.processors.punctuation import PunctuationSchedule
@@ -194,18 +194,22 @@ class TaskCore(Generic[C]):
             await self.punctuate(PunctuationType.STREAM_TIME, self.time.stream_time)
 
     async def punctuate(self, kind: PunctuationType, now: int) -> None:
-        runs = 0
         for node, punctuator, at in self.punctuation.due(kind, now):
-            runs += 1
+            began = time.perf_counter()
             records = self.graph.call_as(node, punctuator, at)
             if records:
                 await self.graph.forward_from(node, list(records))
-        if runs and self.metrics is not None:
-            self.metrics.punctuated(kind.value, runs)
+            if self.metrics is not None:  # a run with what it forwarded, as Kafka Streams' punctuate latency
+                self.metrics.punctuated(self.task_id, node, kind.value, time.perf_counter() - began)
 
     def record_error(self, processor: str, record: Record, error: BaseException) -> None:
         topic, partition, _ = self._current or ("", self.partition, [])
-        self.errors.handle(processor, record, error, (topic, partition), self._raw_message)
+        try:
+            self.errors.handle(processor, record, error, (topic, partition), self._raw_message)
+        except ProcessingError:
+            if self.metrics is not None:  # the fail policy: the record stops the task
+                self.metrics.failed(error)
+            raise
         if self.metrics is not None:  # handle returned: the record was skipped, not failed
             is_serde = isinstance(error, DeserializationError)
             self.metrics.skipped(error, self.errors.policies[is_serde] == "dead_letter")
