@@ -6,7 +6,7 @@ first write; each record is the 5-byte header and the payload. Reading: the sche
 each record picks the writer schema, fetched once per id and kept. The payloads are encoded
 here (fastavro, orjson and jsonschema-rs), not by confluent-kafka's serializer classes, whose
 per-record work (rules, subject strategies, a pure-Python JSON Schema validator) costs 2 to
-4 times as much for Avro and some 50 times for JSON Schema (benchmarks/serde_bench.py).
+4 times as much for Avro and 60 to 90 times for JSON Schema (docs/serdes.md).
 """
 
 from __future__ import annotations
