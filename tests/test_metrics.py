@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,7 +17,10 @@ from streamer.processors.api import PunctuationType
 from streamer.processors.user import RecordProcessor
 from streamer.record import Record
 from streamer.runtime.health import HealthServer, Heartbeat
-from streamer.runtime.metrics import WorkerMetrics
+from streamer.runtime.metrics import STORE_SIZES_EVERY_S, WorkerMetrics, _StoreSizes
+from streamer.state.memory_store import MemoryStore
+from streamer.state.rocksdb_store import RocksDBStore
+from streamer.state.write_cache import WriteCache
 from streamer.testing import TopologyTestDriver
 
 
@@ -130,3 +135,28 @@ def test_a_record_that_fails_its_task_is_counted() -> None:
             driver.pipe("in", "a", 0)
     assert _value(metrics, "streamer_records_failed_total", reason="processing_error",
                   error="ZeroDivisionError") == 1
+
+
+def test_store_sizes_are_read_at_a_scrape_and_cached(tmp_path: Path) -> None:
+    rocks, memory = RocksDBStore(tmp_path, "counts"), MemoryStore("words")
+    tasks = [SimpleNamespace(task_id="1_0", stores=SimpleNamespace(caches={"counts": WriteCache(rocks)})),
+             SimpleNamespace(task_id="1_1", stores=SimpleNamespace(caches={"words": WriteCache(memory)}))]
+    metrics = WorkerMetrics()
+    now = [0.0]
+    metrics.registry.register(_StoreSizes(lambda: tasks, clock=lambda: now[0]))  # what watch_stores does
+    try:
+        rocks.write_batch([(b"k%d" % i, b"v" * 100) for i in range(500)], 500)
+        memory.write_batch([(b"a", b"1"), (b"b", b"2")], 2)
+        assert _value(metrics, "streamer_store_keys", task="1_0", store="counts") == 500
+        assert _value(metrics, "streamer_store_keys", task="1_1", store="words") == 2
+        assert (_value(metrics, "streamer_store_bytes", task="1_0", store="counts") or 0) > 500 * 100 / 10
+        assert _value(metrics, "streamer_store_bytes", task="1_1", store="words") is None  # not cheap to count
+        memory.write_batch([(b"c", b"3")], 3)
+        assert _value(metrics, "streamer_store_keys", task="1_1", store="words") == 2  # cached
+        now[0] += STORE_SIZES_EVERY_S
+        assert _value(metrics, "streamer_store_keys", task="1_1", store="words") == 3
+        rocks.close()  # a task closing between scrapes
+        now[0] += STORE_SIZES_EVERY_S
+        assert _value(metrics, "streamer_store_keys", task="1_0", store="counts") is None
+    finally:
+        rocks.close()

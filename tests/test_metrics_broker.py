@@ -90,6 +90,11 @@ async def test_a_scraped_worker_counts_its_input_and_catches_up(
         more = [(None, b"cherry") for _ in range(100)]
         await produce(kafka_bootstrap, source, more)
         await wait_for(lambda: caught_up(len(lines) + len(more)), timeout=60, message="numbers move with the input")
+
+        async def store_keys() -> bool:  # one per word once committed; read at most every 5 s
+            samples = await _scrape(port)
+            return _total(samples, "streamer_store_keys", store="word-counts") == len(words) + 1  # and cherry
+        await wait_for(store_keys, timeout=30, message="the store's keys")
     finally:
         worker.stop()
         await running

@@ -11,15 +11,21 @@ one dict lookup and one locked add.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from streamer.errors import DeserializationError
+from streamer.errors import DeserializationError, StateStoreError
+from streamer.state.store import KeyValueStore
 
 #: End-to-end latency buckets: from a millisecond (a fast pipeline) to minutes (a restore, a backlog).
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 PUNCTUATION_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0)
+#: Store sizes are read from the stores at a scrape, at most this often (RocksDB properties are cheap, not free).
+STORE_SIZES_EVERY_S = 5.0
 COMMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -151,6 +157,10 @@ class WorkerMetrics:
         self._child(self.punctuations, task, processor, kind).inc()
         self._child(self.punctuation_time, task, processor).observe(seconds)
 
+    def watch_stores(self, tasks: Callable[[], Iterable[StoreOwner]]) -> None:
+        """Report the stores of ``tasks()`` (the worker's tasks) as size estimates, at scrape time."""
+        self.registry.register(_StoreSizes(tasks))
+
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format, as /metrics serves it."""
         return generate_latest(self.registry)
@@ -159,3 +169,62 @@ class WorkerMetrics:
 def _reason(error: BaseException) -> str:
     """Which handler judged a bad record: the reason label of the skipped and failed counters."""
     return "deserialization_error" if isinstance(error, DeserializationError) else "processing_error"
+
+
+class _Caches(Protocol):
+    @property
+    def caches(self) -> Mapping[str, Any]: ...
+
+
+class StoreOwner(Protocol):
+    """A task as the store sizes see it: its id and its stores' write caches (each with a ``store``)."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def stores(self) -> _Caches: ...
+
+
+class _StoreSizes(Collector):
+    """Size estimates of every store of the worker's tasks, read when Prometheus scrapes, not per record.
+
+    Keys from ``approximate_count`` (RocksDB's estimate-num-keys, a memory store's length),
+    bytes where the store measures them cheaply (RocksDB: live SST data plus memtables; a
+    memory store would have to add up every value). Cached for STORE_SIZES_EVERY_S.
+    """
+
+    def __init__(self, tasks: Callable[[], Iterable[StoreOwner]], clock: Callable[[], float] = time.monotonic) -> None:
+        self.tasks = tasks
+        self.clock = clock
+        self._measured: tuple[float, list[GaugeMetricFamily]] | None = None
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return self._families()  # the names, without reading any store at registration
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self.clock()
+        if self._measured is None or now - self._measured[0] >= STORE_SIZES_EVERY_S:
+            self._measured = (now, self._measure())
+        return iter(self._measured[1])
+
+    @staticmethod
+    def _families() -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily("streamer_store_keys", "Keys a task's store holds (an estimate for RocksDB).",
+                                  labels=["task", "store"]),
+                GaugeMetricFamily("streamer_store_bytes", "Bytes a task's RocksDB store holds: live data in its SST "
+                                  "files plus its memtables (RocksDB's estimates).", labels=["task", "store"])]
+
+    def _measure(self) -> list[GaugeMetricFamily]:
+        keys, size = families = self._families()
+        for task in list(self.tasks()):
+            for name, cache in task.stores.caches.items():
+                store: KeyValueStore = cache.store
+                measure = getattr(getattr(store, "inner", store), "approximate_bytes", None)  # a segmented store's
+                try:
+                    keys.add_metric([task.task_id, name], store.approximate_count())
+                    if measure is not None:
+                        size.add_metric([task.task_id, name], measure())
+                except StateStoreError:
+                    continue  # closed as its task was: the next scrape no longer lists it
+        return families

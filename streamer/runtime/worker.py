@@ -107,6 +107,7 @@ class Worker:
         self.started = asyncio.Event()
         #: this worker's metrics, in a registry of its own (several workers may share a process)
         self.metrics = WorkerMetrics()
+        self.metrics.watch_stores(lambda: self.tasks.values())  # store sizes, read at a scrape
         #: the poll loop's heartbeat, which /health reads
         self.heartbeat = Heartbeat()
         self.health: HealthServer | None = None

@@ -144,6 +144,15 @@ class RocksDBStore(KeyValueStore):
             raise self._error("count", error) from error
         return count or 0
 
+    def approximate_bytes(self) -> int:
+        """Roughly the bytes it holds: live data in its SST files plus its memtables (RocksDB's estimates)."""
+        try:
+            on_disk = self._db.property_int_value("rocksdb.estimate-live-data-size")
+            in_memory = self._db.property_int_value("rocksdb.cur-size-all-mem-tables")
+        except Exception as error:
+            raise self._error("measure", error) from error
+        return (on_disk or 0) + (in_memory or 0)
+
     def write_batch(self, entries: Iterable[Entry], changelog_offset: int | None,
                     drop_ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
         batch = WriteBatch(raw_mode=True)
