@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pty
 import re
@@ -124,3 +125,22 @@ def test_a_real_pseudo_terminal_gets_the_bar() -> None:
     finally:
         os.close(leader)
         os.close(follower)
+
+
+def test_log_lines_go_above_the_bar_while_it_shows() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logging.getLogger().addHandler(handler)
+    try:
+        progress = RestoreProgress(WorkerMetrics(), CHANGELOGS, Console(file=out, force_terminal=True, width=120),
+                                   Clock())
+        progress.begin("app-counts-changelog", 0, 10)
+        assert handler.stream is not out  # through rich while the bar shows
+        logging.getLogger("streamer.worker").warning("assigned tasks 1_0")
+        progress.end("app-counts-changelog", 0)
+        assert handler.stream is out
+    finally:
+        logging.getLogger().removeHandler(handler)
+    drawn = ANSI.sub("", out.getvalue())
+    assert drawn.count("assigned tasks 1_0") == 1
+    assert drawn.index("assigned tasks 1_0") < drawn.rindex("10/10")  # the bar is drawn below the line

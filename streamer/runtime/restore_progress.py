@@ -13,12 +13,15 @@ transaction markers are no records): a partition that ended counts as wholly don
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
+from rich.file_proxy import FileProxy
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, \
     TimeRemainingColumn
 from rich.text import Text
@@ -69,6 +72,8 @@ class RestoreProgress:
         self._stores: dict[str, _StoreRestore] = {}
         self._progress: Progress | None = None
         self._drawn = 0.0
+        #: log handlers writing to the bar's terminal, with their own stream, while the bar shows
+        self._rerouted: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     def attach(self, state: StateManager) -> None:
         state.on_restore_begin = self.begin
@@ -114,6 +119,9 @@ class RestoreProgress:
         if not self._stores and self._progress is not None:
             self._progress.stop()
             self._progress = None
+            for handler, stream in self._rerouted:
+                handler.setStream(stream)
+            self._rerouted = []
 
     def _store(self, changelog: str) -> str:
         return self.store_of_changelog.get(changelog, changelog)
@@ -131,7 +139,14 @@ class RestoreProgress:
                 redirect_stdout=False, redirect_stderr=False,
             )
             self._progress.start()
+            self._route_logs()
         return self._progress
+
+    def _route_logs(self) -> None:
+        """Log lines for the bar's terminal go above the bar (through rich), not across it."""
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self.console.file:
+                self._rerouted.append((handler, handler.setStream(FileProxy(self.console, handler.stream))))
 
     def _draw(self, force: bool = False) -> None:
         """Redraw, at most every REDRAW_EVERY_S unless ``force``: fetches come faster than eyes read."""
