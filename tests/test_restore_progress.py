@@ -114,17 +114,24 @@ def test_a_real_pseudo_terminal_gets_the_bar() -> None:
     """What the worker does: a console on a stderr that is a terminal draws the bar."""
     leader, follower = pty.openpty()
     try:
-        with os.fdopen(follower, "w", closefd=False) as terminal:
+        with os.fdopen(follower, "w") as terminal:  # closed after the restore: the reads below then end
             progress = RestoreProgress(WorkerMetrics(), CHANGELOGS, Console(file=terminal, width=100), Clock())
             assert progress.bar
             progress.begin("app-totals-changelog", 0, 50)
             progress.end("app-totals-changelog", 0)
-            terminal.flush()
-        drawn = ANSI.sub("", os.read(leader, 65536).decode(errors="replace"))
+        chunks = []
+        while True:  # a pty hands its bytes over in pieces; all of them, until the closed end says EIO
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        drawn = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
         assert "restoring totals" in drawn and "50/50" in drawn
     finally:
         os.close(leader)
-        os.close(follower)
 
 
 def test_log_lines_go_above_the_bar_while_it_shows() -> None:
