@@ -19,6 +19,7 @@ from streamer.runtime.collector import RecordCollector, _records_of
 from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.production import OutputTopics, Produced, ProductionErrorHandler
 from streamer.runtime.worker import Worker
+from tests.conftest import _wait_for_leaders
 from tests.kafka_helpers import consume_all, produce, wait_for
 
 pytestmark = pytest.mark.broker
@@ -121,6 +122,7 @@ async def test_a_changelog_record_is_never_skipped(kafka_bootstrap, new_topic, a
     changelog = f"{app}-sizes-changelog"
     await admin.create_topics([NewTopic(changelog, 1, 1, topic_configs={"cleanup.policy": "compact", **SMALL_TOPIC})])
     try:
+        await _wait_for_leaders(admin, changelog, 1)  # the worker reads its limit at start-up
         worker = _worker(kafka_bootstrap, source, output, tmp_path, table=True, application_id=app,
                          production_error_handler="log_and_continue")
         with pytest.raises(ProduceError, match=rf"{changelog}\[0\].*internal topic, whose records are never skipped"):
