@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -160,3 +161,15 @@ def test_store_sizes_are_read_at_a_scrape_and_cached(tmp_path: Path) -> None:
         assert _value(metrics, "streamer_store_keys", task="1_0", store="counts") is None
     finally:
         rocks.close()
+
+
+def test_the_operations_table_lists_every_metric() -> None:
+    """docs/operations.md names each metric family a worker has, and no other."""
+    metrics = WorkerMetrics()
+    metrics.watch_stores(lambda: [])
+    # prometheus-client names a counter's family without its _total
+    exposed = {f.name + "_total" if f.type == "counter" else f.name for f in metrics.registry.collect()}
+    table = Path(__file__).parent.parent / "docs" / "operations.md"
+    documented = set(re.findall(r"^\| `(streamer_[a-z_]+)` \|", table.read_text(), re.MULTILINE))
+    assert documented == exposed
+
