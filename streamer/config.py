@@ -12,13 +12,13 @@ import orjson
 
 from streamer.errors import ConfigError
 
-ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+ProcessingGuarantee = Literal["at_least_once", "exactly_once", "exactly_once_v2"]
 ErrorHandling = Literal["fail", "log_and_continue", "dead_letter"]
 StoreKind = Literal["rocksdb", "memory"]
 
 ENV_PREFIX = "STREAMER_"
 APP_SETTING_PREFIX = "STREAMER_APP_"
-_GUARANTEES = ("at_least_once", "exactly_once")
+_GUARANTEES = ("at_least_once", "exactly_once", "exactly_once_v2")
 _HANDLERS = ("fail", "log_and_continue", "dead_letter")
 #: Kafka Streams commits every 100 ms under exactly-once: latency downstream is bounded by it.
 EXACTLY_ONCE_COMMIT_INTERVAL_MS = 100
@@ -138,7 +138,8 @@ class StreamerConfig:
 
     @property
     def exactly_once(self) -> bool:
-        return self.processing_guarantee == "exactly_once"
+        """Either exactly-once design: v2 (a transactional producer per worker) or v1 (one per task)."""
+        return self.processing_guarantee in ("exactly_once", "exactly_once_v2")
 
     @property
     def effective_commit_interval_ms(self) -> int:

@@ -284,12 +284,14 @@ def _explain(result: ChaosResult) -> str:
 
 @pytest.mark.broker
 @pytest.mark.timeout(240)
-async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("guarantee", ["exactly_once", "exactly_once_v2"])
+async def test_exactly_once_survives_kill_minus_nine(kafka_bootstrap: str, tmp_path: Path, guarantee: str) -> None:
     # The kill plan follows from the seed: with seed 3 and these shares it has kills mid-processing,
     # kills while the group still recovers from the last one, and kills of all workers at once.
+    # v1 (a producer per task) and v2 (one per worker, fenced by the group generation) alike.
     options = ChaosOptions(records=20_000, kills=3, seed=3, wipe_share=0.5, early_kill_share=0.5,
                            kill_all_share=0.34, quiet=True, log_dir=tmp_path, drain_timeout_s=150)
-    result = await run_chaos(kafka_bootstrap, "exactly_once", options)
+    result = await run_chaos(kafka_bootstrap, guarantee, options)
     print(result.format())
     assert result.ok, _explain(result)
     assert {k.when for k in result.kills} == {"processing", "rebalancing"}, _explain(result)

@@ -13,6 +13,14 @@ AddOffsetsToTxn to the transaction coordinator (aiokafka's request), then the of
 to the group coordinator, both through the producer's client and the coordinators its
 sender found. The producer's transaction manager is told the group was added, so
 EndTxn commits or aborts the offsets with the records.
+
+The other half of KIP-447 is on the reading side: a task that moves to another worker
+must start from the offsets its last owner's transaction committed, and those become
+visible only once the transaction's markers are written, a moment after the commit
+returned. ``fetch_stable_offsets`` asks with OffsetFetch v7's ``require_stable``, so the
+group coordinator answers UNSTABLE_OFFSET_COMMIT (retried) while such a commit is pending.
+(Under v1 the next owner's InitProducerId for the task's transactional id waits for the
+old transaction to complete, so reading afterwards is enough.)
 """
 
 from __future__ import annotations
@@ -27,12 +35,15 @@ from aiokafka import errors as kafka_errors
 from aiokafka.client import ConnectionGroup, CoordinationType
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.transaction import AddOffsetsToTxnRequest
-from aiokafka.protocol.types import CompactArray, CompactString, Int16, Int32, Int64, Schema, TaggedFields
+from aiokafka.protocol.types import Boolean, CompactArray, CompactString, Int16, Int32, Int64, Schema, TaggedFields
 
 from streamer.errors import GroupFencedError, UnsupportedBrokerError
 
 API_KEY = 28
 VERSION = 3
+OFFSET_FETCH_KEY, OFFSET_FETCH_VERSION = 9, 7
+#: The group holds a transactional commit of the partition not yet completed.
+UNSTABLE_OFFSET_COMMIT = 88
 #: Error codes the group coordinator answers a member of an older generation with.
 ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID = 22, 25, 82
 #: Error codes of a producer whose epoch a newer one with the same transactional id took.
@@ -87,6 +98,59 @@ class TxnOffsetCommitRequest_v3(RequestStruct):
         )),
         ("tags", TaggedFields),
     )
+
+
+class OffsetFetchResponse_v7(Response):
+    API_KEY = OFFSET_FETCH_KEY
+    API_VERSION = OFFSET_FETCH_VERSION
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("topics", CompactArray(
+            ("name", CompactString("utf-8")),
+            ("partitions", CompactArray(
+                ("partition_index", Int32),
+                ("committed_offset", Int64),
+                ("committed_leader_epoch", Int32),
+                ("metadata", CompactString("utf-8")),
+                ("error_code", Int16),
+                ("tags", TaggedFields),
+            )),
+            ("tags", TaggedFields),
+        )),
+        ("error_code", Int16),
+        ("tags", TaggedFields),
+    )
+
+
+class OffsetFetchRequest_v7(RequestStruct):
+    FLEXIBLE_VERSION = True
+    API_KEY = OFFSET_FETCH_KEY
+    API_VERSION = OFFSET_FETCH_VERSION
+    RESPONSE_TYPE = OffsetFetchResponse_v7
+    SCHEMA = Schema(
+        ("group_id", CompactString("utf-8")),
+        ("topics", CompactArray(("name", CompactString("utf-8")), ("partition_indexes", CompactArray(Int32)),
+                                ("tags", TaggedFields))),
+        ("require_stable", Boolean),
+        ("tags", TaggedFields),
+    )
+
+
+class StableOffsetFetchRequest(Request[OffsetFetchRequest_v7]):
+    """Committed offsets, refused (UNSTABLE_OFFSET_COMMIT) while a transaction commits some of them."""
+
+    API_KEY = OFFSET_FETCH_KEY
+
+    def __init__(self, group_id: str, partitions: list[TopicPartition]) -> None:
+        self.group_id = group_id
+        by_topic: dict[str, list[int]] = {}
+        for tp in sorted(partitions):
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        no_tags: dict[int, bytes] = {}
+        self.topics = [(topic, indexes, no_tags) for topic, indexes in by_topic.items()]
+
+    def build(self, request_struct_class: type[OffsetFetchRequest_v7]) -> OffsetFetchRequest_v7:
+        return request_struct_class(self.group_id, self.topics, True, {})
 
 
 @dataclass(frozen=True)
@@ -225,3 +289,48 @@ async def check_broker_supports(producer: AIOKafkaProducer) -> None:
             f"the broker offers TxnOffsetCommit versions {low}-{high}, not {VERSION}: exactly_once_v2 needs "
             "Kafka 2.5 or newer; upgrade the broker or set processing_guarantee to exactly_once"
         )
+
+
+async def fetch_stable_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
+                               timeout: float = 60.0) -> dict[TopicPartition, tuple[int, str | None]]:
+    """The group's committed (offset, metadata) of ``partitions``, once no transaction still commits them.
+
+    Offset -1 where none is committed. Retries while a commit is pending, the coordinator
+    loads or moves, until ``timeout`` seconds passed.
+    """
+    coordinator: Any = consumer._coordinator
+    backoff = coordinator._retry_backoff_ms / 1000
+    found: dict[TopicPartition, tuple[int, str | None]] = {}
+    pending = list(partitions)
+    async with asyncio.timeout(timeout):
+        while pending:
+            await coordinator.ensure_coordinator_known()
+            try:
+                response = await coordinator._send_req(StableOffsetFetchRequest(coordinator.group_id, pending))
+            except (NotImplementedError, kafka_errors.IncompatibleBrokerVersion) as error:
+                raise UnsupportedBrokerError(
+                    f"the broker does not offer OffsetFetch v{OFFSET_FETCH_VERSION} ({error}); exactly_once_v2 "
+                    "needs Kafka 2.5 or newer: upgrade the broker or set processing_guarantee to exactly_once"
+                ) from None
+            except kafka_errors.KafkaError as error:
+                if not error.retriable:
+                    raise
+                await asyncio.sleep(backoff)
+                continue
+            if response.error_code in _COORDINATOR_MOVED:
+                coordinator.coordinator_dead()
+            elif response.error_code not in (0, *_RETRIABLE):
+                raise kafka_errors.for_code(response.error_code)(f"OffsetFetch of group {coordinator.group_id}")
+            for topic, topic_partitions, _ in response.topics:
+                for partition, offset, _, metadata, code, _ in topic_partitions:
+                    tp = TopicPartition(topic, partition)
+                    if code == 0:
+                        found[tp] = (offset, metadata)
+                    elif code in _COORDINATOR_MOVED:
+                        coordinator.coordinator_dead()
+                    elif code not in (UNSTABLE_OFFSET_COMMIT, *_RETRIABLE):
+                        raise kafka_errors.for_code(code)(f"OffsetFetch of {topic}[{partition}] failed")
+            pending = [tp for tp in pending if tp not in found]
+            if pending:
+                await asyncio.sleep(backoff)
+    return found

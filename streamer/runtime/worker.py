@@ -178,7 +178,7 @@ class Worker:
             group_instance_id=config.group_instance_id,
             **connection_options(self.config),
         )
-        self.guarantee = commit_path_for(config)
+        self.guarantee = commit_path_for(config, process_id(self.state.root), lambda: list(self.tasks.values()))
         await self._reach_broker(self.guarantee.start(self.consumer))
         await self._reach_broker(self.consumer.start())
         # Subscribed only now, so that start() does not wait for the first assignment: a join can
@@ -657,14 +657,9 @@ class Worker:
                 self._resume(tp)
 
     async def _committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, tuple[int, str | None]]:
-        """Committed (offset, metadata) of the group for ``partitions``; offset -1 where none is.
-
-        Through the consumer's group coordinator: ``consumer.committed()`` would give the
-        offset without the metadata, and it retries while the coordinator loads.
-        """
-        assert self.consumer is not None
-        found = await self.consumer._coordinator.fetch_committed_offsets(partitions)
-        return {tp: (found[tp].offset, found[tp].metadata) if tp in found else (-1, None) for tp in partitions}
+        """Committed (offset, metadata) of the group for ``partitions``, as the guarantee reads them."""
+        assert self.guarantee is not None
+        return await self.guarantee.committed(partitions)
 
     def _task_finished(self, runner: asyncio.Task[None]) -> None:
         if runner.cancelled():

@@ -164,7 +164,7 @@ class Chaos:
         self.paused: WorkerProcess | None = None
         self.guarantee = guarantee
         self.options = options
-        short = "eos" if guarantee == "exactly_once" else "alos"
+        short = {"exactly_once": "eos", "exactly_once_v2": "eos2"}.get(guarantee, "alos")
         self.application_id = f"chaos-{short}-{uuid.uuid4().hex[:8]}"
         self.topics = ChaosTopics(*(f"{self.application_id}.{name}" for name in
                                     ("input", "echo", "agg-direct", "agg-repart", "windowed", "table",
@@ -329,7 +329,7 @@ class Chaos:
             owners: list[WorkerProcess] = []
             if not early:
                 await self._wait_until_processing(writing)
-                if self.guarantee == "exactly_once" and kind != "broker":
+                if self.guarantee.startswith("exactly_once") and kind != "broker":
                     owners = await self._owners_of_open_transactions(writing)
             if writing.done():
                 writing.result()  # raises if the generator failed
