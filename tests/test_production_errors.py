@@ -186,3 +186,18 @@ async def test_a_batch_refused_before_it_was_queued_goes_to_the_policy(policy: s
     assert len(topics) == (2 if policy == "dead_letter" else 1)  # the dead letters go in one batch
     assert metrics.registry.get_sample_value("streamer_records_skipped_total", {
         "reason": "production_error", "error": "TopicAuthorizationFailedError"}) == 2
+
+
+async def test_a_batch_the_broker_refuses_after_it_was_sent_stops_the_task(kafka_bootstrap, new_topic,
+                                                                           tmp_path) -> None:
+    """A topic named per record has no limit read at start-up: its refused batch cannot be skipped."""
+    source, output = await new_topic("refused-in", partitions=1), await new_topic("refused-out", 1, SMALL_TOPIC)
+    await _input(kafka_bootstrap, source)
+    builder = StreamsBuilder()
+    (builder.stream(source, key_serde="str", value_serde="json").map_values(lambda v: "x" * v["size"])
+        .to(lambda key, value: output, key_serde="str", value_serde="str"))
+    config = StreamerConfig(application_id=f"refused-{uuid.uuid4().hex[:8]}", bootstrap_servers=kafka_bootstrap,
+                            state_dir=str(tmp_path), commit_interval_ms=200,
+                            production_error_handler="log_and_continue")
+    with pytest.raises(ProduceError, match=r"MessageSizeTooLarge.*raise it on the topic.*stops the task under every"):
+        await asyncio.wait_for(Worker(builder.build(), config).run(), 60)

@@ -17,6 +17,7 @@ import weakref
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka import errors as kafka_errors
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
@@ -212,9 +213,9 @@ class RecordCollector:
         last: dict[TopicPartitionKey, int] = {}
         for (slot, count, _), result in zip(in_flight, results):
             if isinstance(result, BaseException):
-                hint = (" (a record is larger than the topic's max.message.bytes: raise it on the topic, or "
-                        "make the record smaller)") if isinstance(result, TOO_LARGE) else ""
-                raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}{hint}") from result
+                raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}{_hint(result)}; a batch "
+                                   "the broker refused after it was sent stops the task under every "
+                                   "production_error_handler") from result
             if result is not None:
                 last[slot] = max(last.get(slot, -1), result.offset + count - 1)
         return last
@@ -235,6 +236,18 @@ class RecordCollector:
             self.partition_counts[topic] = len(partitions)
         for topic, columns in pending:
             self.send(topic, *columns)
+
+
+def _hint(error: BaseException) -> str:
+    """What to change after the broker refused a sent batch."""
+    if isinstance(error, TOO_LARGE):
+        return (" (a record is larger than the topic's max.message.bytes, lowered since start-up or of a topic "
+                "named per record: raise it on the topic, or make the record smaller)")
+    if isinstance(error, kafka_errors.TopicAuthorizationFailedError):
+        return " (grant the application's principal WRITE on the topic)"
+    if isinstance(error, (kafka_errors.UnknownTopicOrPartitionError, kafka_errors.KafkaTimeoutError)):
+        return " (was the topic deleted? create it again, or check that its partitions have leaders)"
+    return ""
 
 
 def _alone(producer: AIOKafkaProducer, record: Produced) -> BatchBuilder:
