@@ -15,10 +15,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streamer.errors import GroupFencedError
 from streamer.runtime.txn_offsets import (
     GroupMetadata,
+    OffsetFetchRequest_v7,
+    StableOffsetFetchRequest,
     TxnOffsetCommitRequest,
     TxnOffsetCommitRequest_v3,
     TxnOffsetCommitResponse_v3,
     check_broker_supports,
+    fetch_stable_offsets,
     send_offsets_to_transaction,
 )
 from tests.kafka_helpers import wait_for
@@ -53,6 +56,15 @@ def test_the_response_decodes_per_partition_errors() -> None:
     wire = TxnOffsetCommitResponse_v3.SCHEMA.encode((0, [("in", [(0, 0, {}), (1, 22, {})], {})], {}))
     throttle, topics, _ = TxnOffsetCommitResponse_v3.SCHEMA.decode(io.BytesIO(wire))
     assert throttle == 0 and [(p, code) for p, code, _ in topics[0][1]] == [(0, 0), (1, 22)]
+
+
+def test_the_offset_fetch_asks_for_stable_offsets() -> None:
+    request = StableOffsetFetchRequest("app", [TopicPartition("b", 1), TopicPartition("a", 0), TopicPartition("b", 0)])
+    struct = request.prepare({9: (0, 9)})
+    assert type(struct) is OffsetFetchRequest_v7
+    group, topics, require_stable, _ = OffsetFetchRequest_v7.SCHEMA.decode(io.BytesIO(struct.encode()))
+    assert (group, require_stable) == ("app", True)
+    assert [(name, indexes) for name, indexes, _ in topics] == [("a", [0]), ("b", [0, 1])]
 
 
 async def _member(bootstrap: str, group: str, topic: str) -> AIOKafkaConsumer:
@@ -102,6 +114,8 @@ async def test_offsets_commit_with_the_transaction_and_an_old_generation_is_fenc
         old = await _joined(first)
         await _commit(producer, {tp: (5, "time-5")}, old)
         assert (await _committed(admin, group, tp, 5)).metadata == "time-5"
+        stable = await fetch_stable_offsets(first, [tp, TopicPartition(topic, 1)], timeout=20)
+        assert stable == {tp: (5, "time-5")}  # partition 1 has no committed offset
 
         second = await _member(kafka_bootstrap, group, topic)  # a rebalance: a new generation
         current, _ = await asyncio.gather(_joined(first, old.generation_id), _joined(second, old.generation_id))

@@ -295,12 +295,13 @@ async def fetch_stable_offsets(consumer: AIOKafkaConsumer, partitions: list[Topi
                                timeout: float = 60.0) -> dict[TopicPartition, tuple[int, str | None]]:
     """The group's committed (offset, metadata) of ``partitions``, once no transaction still commits them.
 
-    Offset -1 where none is committed. Retries while a commit is pending, the coordinator
+    Partitions without a committed offset are left out. Retries while a commit is pending, the coordinator
     loads or moves, until ``timeout`` seconds passed.
     """
     coordinator: Any = consumer._coordinator
     backoff = coordinator._retry_backoff_ms / 1000
     found: dict[TopicPartition, tuple[int, str | None]] = {}
+    answered: set[TopicPartition] = set()
     pending = list(partitions)
     async with asyncio.timeout(timeout):
         while pending:
@@ -325,12 +326,14 @@ async def fetch_stable_offsets(consumer: AIOKafkaConsumer, partitions: list[Topi
                 for partition, offset, _, metadata, code, _ in topic_partitions:
                     tp = TopicPartition(topic, partition)
                     if code == 0:
-                        found[tp] = (offset, metadata)
+                        answered.add(tp)
+                        if offset >= 0:
+                            found[tp] = (offset, metadata)
                     elif code in _COORDINATOR_MOVED:
                         coordinator.coordinator_dead()
                     elif code not in (UNSTABLE_OFFSET_COMMIT, *_RETRIABLE):
                         raise kafka_errors.for_code(code)(f"OffsetFetch of {topic}[{partition}] failed")
-            pending = [tp for tp in pending if tp not in found]
+            pending = [tp for tp in pending if tp not in answered]
             if pending:
                 await asyncio.sleep(backoff)
     return found
