@@ -1,10 +1,19 @@
 """Restores stores from their changelogs: one consumer, one loop, all restoring partitions at once.
 
 Tasks register their changelog partitions and wait; the loop reads large fetches of
-every registered partition, writes each fetch to its store as one batch, and releases
-a task once all its partitions reached the end offsets taken at registration. A task
-closed mid-restore simply deregisters. Errors and stalls fail every waiting task
-loudly instead of leaving it hanging.
+every registered partition and releases a task once all its partitions reached the end
+offsets taken at registration. A task closed mid-restore simply deregisters. Errors and
+stalls fail every waiting task loudly instead of leaving it hanging.
+
+Two ways to write: a store that already has data (it has a changelog offset of its own)
+gets each fetch as one write batch, records in offset order. A store restored from
+nothing (no offset: a lost disk, a new worker) is bulk loaded: its records collect in a
+``RestoreBuffer`` (latest value per key) until it holds ``SST_TARGET_BYTES`` or its
+partition is done, and then go to the store at once (RocksDB: one sorted SST file,
+ingested; see ``streamer.state.sst_restore`` for why that keeps exactly-once). All
+buffers together stay under ``RESTORE_BUFFER_BYTES``: past it the largest is written.
+A bulk load that is interrupted leaves the offset of its last written buffer, so the
+next restore resumes from there with write batches.
 """
 
 from __future__ import annotations
@@ -14,11 +23,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamer.errors import StateStoreError
+from streamer.state.sst_restore import SST_TARGET_BYTES, RestoreBuffer
 from streamer.state.store import Entry
 
 log = logging.getLogger("streamer.restore")
@@ -27,6 +37,8 @@ log = logging.getLogger("streamer.restore")
 RESTORE_STALL_TIMEOUT_S = 120.0
 PROGRESS_EVERY_S = 5.0
 FETCH_RECORDS = 100_000
+#: Most bytes of keys and values the buffers of all stores restored from empty hold at once.
+RESTORE_BUFFER_BYTES = 2 * SST_TARGET_BYTES
 
 
 class Restorable(Protocol):
@@ -37,6 +49,13 @@ class Restorable(Protocol):
     def restore_batch(self, entries: Iterable[Entry], next_offset: int) -> None: ...
 
     def wipe(self) -> None: ...
+
+
+@runtime_checkable
+class BulkLoadable(Protocol):
+    """A store that takes a restore's records all at once when it starts empty (``KeyValueStore``)."""
+
+    def bulk_load(self, entries: Mapping[bytes, bytes | None], next_offset: int) -> None: ...
 
 
 class RestoreTarget(Protocol):
@@ -66,6 +85,8 @@ class Restorer:
         self.log_progress = log_progress
         self._targets: dict[TopicPartition, tuple[RestoreTarget, int]] = {}
         self._starts: dict[TopicPartition, int] = {}
+        #: Partitions whose stores started empty: their records since the last bulk load.
+        self._buffers: dict[TopicPartition, RestoreBuffer] = {}
         self._waiters: list[_Waiter] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._restored = 0
@@ -77,14 +98,17 @@ class Restorer:
         ends = await self.consumer.end_offsets(list(targets))
         remaining: set[TopicPartition] = set()
         for tp, cache in targets.items():
-            start = cache.store.changelog_offset() or 0
+            offset = cache.store.changelog_offset()
+            start = offset or 0
             if start > ends[tp]:
                 log.warning("store for %s is ahead of its changelog (%d > %d); rebuilding it", tp, start, ends[tp])
                 cache.store.wipe()
-                start = 0
+                offset, start = None, 0
             if start < ends[tp]:
                 self._targets[tp] = (cache, ends[tp])
                 self._starts[tp] = start
+                if offset is None and isinstance(cache.store, BulkLoadable):
+                    self._buffers[tp] = RestoreBuffer()
                 remaining.add(tp)
                 if self.on_restore_begin is not None:
                     self.on_restore_begin(tp.topic, tp.partition, ends[tp] - start)
@@ -104,6 +128,7 @@ class Restorer:
         for tp in partitions:
             self._targets.pop(tp, None)
             self._starts.pop(tp, None)
+            self._buffers.pop(tp, None)  # unwritten: the store's offset is that of its last bulk load
         self._waiters = [w for w in self._waiters if not (w.partitions & partitions) or w.done.done()]
 
     async def close(self) -> None:
@@ -137,15 +162,25 @@ class Restorer:
             for tp, messages in batches.items():
                 target = self._targets.get(tp)
                 if target is not None and messages:
-                    target[0].store.restore_batch([(m.key, m.value) for m in messages], messages[-1].offset + 1)
-                    self._restored += len(messages)
-                    if self.on_restored is not None:
-                        self.on_restored(tp.topic, len(messages))
+                    buffer = self._buffers.get(tp)
+                    if buffer is None:
+                        target[0].store.restore_batch([(m.key, m.value) for m in messages], messages[-1].offset + 1)
+                        self._written(tp, len(messages))
+                    else:
+                        buffer.add(((m.key, m.value) for m in messages), len(messages),
+                                   sum(m.serialized_key_size + m.serialized_value_size for m in messages),
+                                   messages[-1].offset + 1)
+                        if buffer.bytes >= SST_TARGET_BYTES:
+                            self._bulk_load(tp)
                     last_progress = time.monotonic()
+            self._bound_buffers()
             assigned = self.consumer.assignment()
             for tp, (_, end) in list(self._targets.items()):
                 # a partition registered during the fetch is assigned on the next round
                 if tp in assigned and await self.consumer.position(tp) >= end:
+                    if tp in self._buffers:
+                        self._bulk_load(tp)
+                        del self._buffers[tp]
                     del self._targets[tp]
                     self._release(tp)
             now = time.monotonic()
@@ -163,6 +198,27 @@ class Restorer:
         done = self._restored - total_at_start
         log.info("restored %d records in %.2fs (%.0f records/s)", done, elapsed, done / elapsed)
         self.consumer.unsubscribe()
+
+    def _written(self, tp: TopicPartition, records: int) -> None:
+        self._restored += records
+        if self.on_restored is not None:
+            self.on_restored(tp.topic, records)
+
+    def _bulk_load(self, tp: TopicPartition) -> None:
+        """Write a partition's buffered records to its store, with the offset they reach."""
+        buffer = self._buffers[tp]
+        if buffer.next_offset is None or not buffer.records:
+            return
+        store = self._targets[tp][0].store
+        assert isinstance(store, BulkLoadable)
+        store.bulk_load(buffer.entries, buffer.next_offset)
+        self._written(tp, buffer.records)
+        buffer.clear()
+
+    def _bound_buffers(self) -> None:
+        """Write the largest buffers until all of them together are under ``RESTORE_BUFFER_BYTES``."""
+        while self._buffers and sum(b.bytes for b in self._buffers.values()) > RESTORE_BUFFER_BYTES:
+            self._bulk_load(max(self._buffers, key=lambda tp: self._buffers[tp].bytes))
 
     def _release(self, finished: TopicPartition) -> None:
         for waiter in self._waiters:

@@ -21,7 +21,7 @@ and counts without touching user keys on the hot path.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import cast
@@ -30,6 +30,7 @@ from rocksdict import (
     BlockBasedOptions,
     Cache,
     DBCompressionType,
+    IngestExternalFileOptions,
     Options,
     Rdict,
     ReadOptions,
@@ -38,6 +39,7 @@ from rocksdict import (
 )
 
 from streamer.errors import StateStoreError
+from streamer.state.sst_restore import remove_leftovers, write_sst
 from streamer.state.store import Entry, KeyValueStore
 
 #: Column family of the bookkeeping; the default column family holds only user data.
@@ -174,6 +176,25 @@ class RocksDBStore(KeyValueStore):
             raise self._error("write a batch to", error) from error
         if changelog_offset is not None:
             self._offset = changelog_offset
+
+    def bulk_load(self, entries: Mapping[bytes, bytes | None], next_offset: int,
+                  drop_ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Write ``entries`` to a sorted SST file and ingest it, then record the offset (and drops) in one batch.
+
+        Ingestion comes first, so the recorded offset can only lag the data: see
+        ``streamer.state.sst_restore`` for why a crash in between is harmless.
+        """
+        path = self.path.parent / f"{self.name}.restore-{next_offset}.sst"
+        try:
+            if write_sst(path, entries, _options()):
+                ingest = IngestExternalFileOptions()
+                ingest.set_move_files(True)  # a hard link: the file's bytes are written once
+                self._db.ingest_external_file([str(path)], ingest)
+        except Exception as error:
+            raise self._error("ingest a restored SST file into", error) from error
+        finally:
+            remove_leftovers([path])
+        self.write_batch((), next_offset, drop_ranges)
 
     def changelog_offset(self) -> int | None:
         return self._offset

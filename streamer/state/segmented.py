@@ -21,7 +21,7 @@ again in one batch, so no read ever computes segments with the wrong interval.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from streamer.errors import StateStoreError
 from streamer.state.store import Entry, KeyValueStore, prefix_end
@@ -190,6 +190,22 @@ class SegmentedStore(KeyValueStore):
         if drop_ranges:
             raise StateStoreError(f"store {self.name} drops its expired segments itself; "
                                   "write windows and sessions through their stores")
+        physical, drops, observed, live = self._stage(entries)
+        self.inner.write_batch(physical, changelog_offset, drops)
+        self._staged(observed, live)
+
+    def bulk_load(self, entries: Mapping[bytes, bytes | None], next_offset: int,
+                  drop_ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """``write_batch``'s segments and drops, bulk loaded into the inner store (no entry is in a dropped segment)."""
+        if drop_ranges:
+            raise StateStoreError(f"store {self.name} drops its expired segments itself")
+        physical, drops, observed, live = self._stage(entries.items())
+        self.inner.bulk_load(dict(physical), next_offset, drops)
+        self._staged(observed, live)
+
+    def _stage(self, entries: Iterable[Entry]) -> tuple[list[Entry], list[tuple[bytes, bytes]], int, int]:
+        """The physical entries (live segments only, plus metadata), the segments to drop, the new
+        observed time and the first live segment."""
         interval, time_slice, prefix = self.interval, self._time_slice, self._prefix
         observed = self.observed_time
         staged: list[tuple[int, bytes, bytes | None]] = []
@@ -203,7 +219,9 @@ class SegmentedStore(KeyValueStore):
         physical.append((_OBSERVED_KEY, time_bytes(observed)))
         physical.append((_INTERVAL_KEY, interval.to_bytes(8, "big")))
         drops = [(_DATA, _DATA + live.to_bytes(8, "big"))] if live > self._dropped_below else []
-        self.inner.write_batch(physical, changelog_offset, drops)
+        return physical, drops, observed, live
+
+    def _staged(self, observed: int, live: int) -> None:
         self.observed_time = observed
         self._dropped_below = max(self._dropped_below, live)
 

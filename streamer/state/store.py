@@ -14,7 +14,7 @@ the data instead (RocksDB: a separate column family; memory: an attribute), so `
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 #: One change as it travels to a store or a changelog: ``None`` as value deletes the key.
 Entry = tuple[bytes, bytes | None]
@@ -83,6 +83,16 @@ class KeyValueStore(ABC):
         is interrupted resumable from where it stopped.
         """
         self.write_batch(entries, next_offset)
+
+    def bulk_load(self, entries: Mapping[bytes, bytes | None], next_offset: int,
+                  drop_ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Apply restored records (the latest value of each key) to a store the restore found empty.
+
+        Unlike ``restore_batch`` the order of ``entries`` carries no meaning: each key is
+        there once. ``drop_ranges`` never cover a key of ``entries``. Stores that can build
+        files directly do (RocksDB: ``streamer.state.sst_restore``); the default is one batch.
+        """
+        self.write_batch(entries.items(), next_offset, drop_ranges)
 
     @abstractmethod
     def changelog_offset(self) -> int | None:
