@@ -56,7 +56,7 @@ class AppSpec:
             if raw is not None:
                 values[field.name] = int(raw) if field.type in (int, "int") else raw
         spec = cls(**values)
-        if spec.workload not in WORKLOADS or spec.guarantee not in GUARANTEES:
+        if spec.workload not in WORKLOADS or spec.guarantee not in (*GUARANTEES, "exactly_once_v2"):  # v2: streamer
             raise SystemExit(f"unsupported workload/guarantee: {spec.workload}/{spec.guarantee}")
         return spec
 

@@ -279,16 +279,18 @@ async def _commit_offsets(producer: AIOKafkaProducer, txn: Any, group: GroupMeta
 
 
 async def check_broker_supports(producer: AIOKafkaProducer) -> None:
-    """Raise UnsupportedBrokerError unless the broker the producer reaches offers TxnOffsetCommit v3."""
+    """Raise UnsupportedBrokerError unless the broker offers TxnOffsetCommit v3 and OffsetFetch v7."""
     client: Any = producer.client
     connection = await client._get_conn(client.get_random_node())
     versions = getattr(connection, "_versions", {}) if connection is not None else {}
-    low, high = versions.get(API_KEY, (0, -1))
-    if not low <= VERSION <= high:
-        raise UnsupportedBrokerError(
-            f"the broker offers TxnOffsetCommit versions {low}-{high}, not {VERSION}: exactly_once_v2 needs "
-            "Kafka 2.5 or newer; upgrade the broker or set processing_guarantee to exactly_once"
-        )
+    for name, key, version in (("TxnOffsetCommit", API_KEY, VERSION),
+                               ("OffsetFetch", OFFSET_FETCH_KEY, OFFSET_FETCH_VERSION)):
+        low, high = versions.get(key, (0, -1))
+        if not low <= version <= high:
+            raise UnsupportedBrokerError(
+                f"the broker offers {name} versions {low}-{high}, not {version}: exactly_once_v2 needs "
+                "Kafka 2.5 or newer; upgrade the broker or set processing_guarantee to exactly_once"
+            )
 
 
 async def fetch_stable_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
