@@ -182,3 +182,77 @@ async def test_a_static_member_restarting_within_its_session_causes_no_rebalance
         for process in (first, second, restarted):
             if process is not None and process.process is not None:
                 await process.stop()
+
+
+async def changelog_ends(bootstrap: str, app_id: str) -> dict[int, int]:
+    return await end_offsets(bootstrap, f"{app_id}-{STORE}-changelog")
+
+
+async def standby_caught_up(worker: Worker, bootstrap: str, app_id: str) -> bool:
+    assert worker.standbys is not None
+    ends = await changelog_ends(bootstrap, app_id)
+    offsets = worker.standbys.offsets()
+    return bool(offsets) and all(offset >= ends[partition] for (_, partition), offset in offsets.items())
+
+
+async def test_standby_failover_restores_only_the_tail(kafka_bootstrap, new_topic, tmp_path, monkeypatch) -> None:
+    source, output = await new_topic("standby-in", partitions=2), await new_topic("standby-out", partitions=2)
+    monkeypatch.setenv("STREAMER_APP_INPUT", source)
+    monkeypatch.setenv("STREAMER_APP_OUTPUT", output)
+    app_id = f"standby-{uuid.uuid4().hex[:8]}"
+    workers = [in_process_worker(app_id, kafka_bootstrap, tmp_path / name, num_standby_replicas=1) for name in "ab"]
+    running = [asyncio.create_task(w.run()) for w in workers]
+    first, second = workers
+    try:
+        await wait_for(lambda: len(first.tasks) == 1 and len(second.tasks) == 1 and first.ready() and second.ready(),
+                       timeout=60, message="one task on each worker")
+        await produce(kafka_bootstrap, source, records(0, 3000, keys=1000))
+        await wait_for_counts(kafka_bootstrap, output, expected_counts(3000, keys=1000))
+        for worker in workers:
+            assert worker.standbys is not None and len(worker.standbys.tasks) == 1
+            await wait_for(lambda w=worker: standby_caught_up(w, kafka_bootstrap, app_id), timeout=30,
+                           message="the standby to catch up")
+        before = restored(first)
+        second.stop()
+        await running.pop()
+        await wait_for(lambda: len(first.tasks) == 2 and first.ready(), timeout=60,
+                       message="the first worker to take the second one's task over")
+        ends = await changelog_ends(kafka_bootstrap, app_id)
+        assert restored(first) - before < min(ends.values()) / 10, "the failover restored more than a tail"
+        await produce(kafka_bootstrap, source, records(3000, 4000, keys=1000))
+        await wait_for_counts(kafka_bootstrap, output, expected_counts(4000, keys=1000))
+    finally:
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*running)
+
+
+async def test_a_task_moves_to_a_new_worker_only_once_its_warm_up_caught_up(
+        kafka_bootstrap, new_topic, tmp_path, monkeypatch) -> None:
+    source, output = await new_topic("warmup-in", partitions=2), await new_topic("warmup-out", partitions=2)
+    monkeypatch.setenv("STREAMER_APP_INPUT", source)
+    monkeypatch.setenv("STREAMER_APP_OUTPUT", output)
+    app_id = f"warmup-{uuid.uuid4().hex[:8]}"
+    settings: dict[str, Any] = {"acceptable_recovery_lag": 100, "probing_rebalance_interval_ms": 3000}
+    first = in_process_worker(app_id, kafka_bootstrap, tmp_path / "a", **settings)
+    running = [asyncio.create_task(first.run())]
+    second: Worker | None = None
+    try:
+        await produce(kafka_bootstrap, source, records(0, 2000, keys=1000))
+        await wait_for_counts(kafka_bootstrap, output, expected_counts(2000, keys=1000))
+        second = in_process_worker(app_id, kafka_bootstrap, tmp_path / "b", **settings)
+        running.append(asyncio.create_task(second.run()))
+        # Its state is 1000 records behind, more than the 100 acceptable: it warms up first.
+        await wait_for(lambda: second.standbys is not None and second.standbys.tasks and first.ready(),
+                       timeout=60, message="a warm-up on the new worker")
+        assert not second.tasks and len(first.tasks) == 2, "a task moved before its warm-up caught up"
+        await wait_for(lambda: len(second.tasks) == 1 and second.ready(), timeout=60,
+                       message="the probing rebalance to move the caught-up task")
+        assert restored(second) < 100, "the moved task restored more than the acceptable lag"
+        await produce(kafka_bootstrap, source, records(2000, 3000, keys=1000))
+        await wait_for_counts(kafka_bootstrap, output, expected_counts(3000, keys=1000))
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                worker.stop()
+        await asyncio.gather(*running)

@@ -28,12 +28,13 @@ from streamer.runtime.global_store import GlobalUpdater
 from streamer.runtime.guarantees import CommitPath, commit_path_for
 from streamer.runtime.transactions import producer_fenced
 from streamer.runtime.health import HealthServer, Heartbeat
-from streamer.runtime.local_tasks import checkpointed_offsets, offset_sum, process_id, write_checkpoint
+from streamer.runtime.local_tasks import checkpointed_offsets, offset_sum, process_id, remove_unused, write_checkpoint
 from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.production import OutputTopics
 from streamer.runtime.queries import LocalSessionStoreView, LocalStoreView, LocalWindowStoreView
 from streamer.runtime.query_server import QueryServer
 from streamer.runtime.restore_progress import RestoreProgress
+from streamer.runtime.standby import StandbyTasks
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
 from streamer.runtime.task import StreamTask
@@ -52,6 +53,8 @@ LAG_METRICS_INTERVAL_S = 1.0
 JOIN_NOTICE_INTERVAL_S = 5.0
 #: Longest wait for the changelog end offsets a rebalance's lags are computed from.
 END_OFFSETS_TIMEOUT_S = 5.0
+#: Most time between two looks for task directories unused for ``state_cleanup_delay_ms``.
+CLEANUP_INTERVAL_S = 60.0
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -97,6 +100,9 @@ class Worker:
         self.assignor: StreamsAssignor | None = None
         self._probe: asyncio.TimerHandle | None = None
         self._join_notice: asyncio.Task[None] | None = None
+        #: warm copies of tasks active elsewhere (num_standby_replicas, warm-ups)
+        self.standbys: StandbyTasks | None = None
+        self._cleanup: asyncio.TimerHandle | None = None
         self.admin: AIOKafkaAdminClient | None = None
         #: produces and commits as the processing guarantee says; created at start
         self.guarantee: CommitPath | None = None
@@ -209,6 +215,8 @@ class Worker:
             await self._stop_quietly("consumer", self.consumer.stop())
         if self.guarantee is not None:
             await self._stop_quietly("producer", self.guarantee.close())
+        if self.standbys is not None:
+            await self.standbys.close()
         if self.state is not None:
             await self.state.close()
         if self.global_updater is not None:
@@ -426,6 +434,8 @@ class Worker:
     def _make_assignor(self) -> StreamsAssignor:
         assert self.state is not None
         config = self.config
+        self.standbys = StandbyTasks(config, {sub.id: sub for sub in self.topology.subtopologies}, self.state.open,
+                                     self.state.root, self._fail)
         sources: dict[int, list[str]] = {}
         for topic, sub in self._sub_of_topic.items():
             sources.setdefault(sub, []).append(topic)
@@ -443,6 +453,8 @@ class Worker:
         offsets: dict[TaskId, int] = {}
         if self.state is not None and self.config.state_store == "rocksdb":
             offsets = checkpointed_offsets(self.state.root, self._stateful_subtopologies)
+        if self.standbys is not None:
+            offsets.update(self.standbys.offsets())
         for task in held.values():  # open stores know better than a checkpoint
             if task.subtopology.id in self._stateful_subtopologies:
                 offsets[(task.subtopology.id, task.partition)] = offset_sum(task.stores)
@@ -464,6 +476,21 @@ class Worker:
         if self._probe is not None:
             self._probe.cancel()
             self._probe = None
+        if self._cleanup is not None:
+            self._cleanup.cancel()
+            self._cleanup = None
+
+    def _clean_state(self) -> None:
+        """Delete the directories of tasks this worker has not used for ``state_cleanup_delay_ms``."""
+        assert self.state is not None
+        held = [*self.tasks.values(), *self._suspended.values()]
+        in_use = {(t.subtopology.id, t.partition) for t in held} | set(self.standbys.tasks if self.standbys else ())
+        delay_s = self.config.state_cleanup_delay_ms / 1000
+        remove_unused(self.state.root, in_use, delay_s)
+        if self._cleanup is not None:
+            self._cleanup.cancel()
+        self._cleanup = asyncio.get_running_loop().call_later(min(delay_s, CLEANUP_INTERVAL_S) or CLEANUP_INTERVAL_S,
+                                                              self._clean_state)
 
     def _probing_rebalance(self) -> None:
         """Rejoin so that the leader assigns again: warm-up copies that caught up take their tasks over."""
@@ -558,7 +585,10 @@ class Worker:
         back = {task.task_id for task in returning}
         fresh = [w for t, w in sorted(wanted.items()) if t not in self.tasks and t not in back]
         reopened = await self._resume_tasks(returning, assigned)
-        await self._open_tasks(sorted(fresh + reopened), assigned)
+        await self._open_tasks(sorted(fresh + reopened), assigned)  # standbys made active hand their stores over
+        if self.standbys is not None:
+            self.standbys.update(info.standby if info is not None else ())
+        self._clean_state()
         cluster = getattr(self, "cluster", None)
         if cluster is not None and info is not None:
             cluster.update({ep: set(tasks) for ep, tasks in info.active_by_endpoint.items()},
@@ -611,7 +641,9 @@ class Worker:
             subtopology = self.topology.subtopologies[sub_id]
             assert self.guarantee is not None
             producer = await self.guarantee.producer_for(task_id_of(sub_id, partition))
-            stores = self.state.open(subtopology, partition)
+            stores = self.standbys.take((sub_id, partition)) if self.standbys is not None else None
+            if stores is None:
+                stores = self.state.open(subtopology, partition)
             task = StreamTask(subtopology, partition, self.config, producer, self._partition_counts, stores,
                               self.metrics, self._outputs)
             if self.global_updater is not None:
