@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamer.config import StreamerConfig
+from streamer.errors import StateStoreError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.restorer import Restorer
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores, open_task_stores
 from streamer.topology.topology import SubTopology
+
+
+def check_state_dir(root: Path) -> None:
+    """``root`` exists and takes a synced write, or a StateStoreError says what to change.
+
+    Checked before any store opens, so a full or read-only disk stops the worker at start with
+    the directory's name instead of failing in RocksDB halfway through opening a task.
+    """
+    probe = root / f".write-check-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as handle:
+            handle.write(bytes(4096))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        fix = ("free space on its file system or move state_dir to a larger one" if full else
+               "give the worker a directory it can write (state_dir, --state-dir)")
+        raise StateStoreError(f"state directory {root} is not usable: {error.strerror or error}; {fix}") from None
+    finally:
+        with contextlib.suppress(OSError):  # nothing to remove when the directory itself failed
+            probe.unlink()
 
 
 class StateManager:
@@ -22,6 +49,8 @@ class StateManager:
     def __init__(self, config: StreamerConfig) -> None:
         self.config = config
         self.root = Path(config.state_dir) / config.application_id
+        if config.state_store == "rocksdb":
+            check_state_dir(self.root)
         self._restorer_instance: Restorer | None = None
         self._restorer_lock = asyncio.Lock()
         #: (changelog topic, records) after each restored fetch; the worker counts them
