@@ -74,6 +74,15 @@ class StreamerConfig:
     metrics_port: int | None = None
     #: Passed to every aiokafka client: security_protocol, ssl_context, sasl_* ...
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Commit a task early when its write caches hold this many bytes of dirty keys and values.
+    max_dirty_bytes: int = 16 * 1_048_576
+    #: Pause a partition's fetching while its task holds this many bytes of fetched records waiting
+    #: (estimated from the sizes of the last fetched records), whichever of this and max_buffered_records
+    #: comes first.
+    max_buffered_bytes: int = 1_048_576
+    #: Most bytes one fetch returns per partition (Kafka's max.partition.fetch.bytes) and in all (fetch.max.bytes).
+    max_partition_fetch_bytes: int = 1_048_576
+    fetch_max_bytes: int = 8 * 1_048_576
     #: What to do with a record the broker refuses or would refuse (larger than its topic's max.message.bytes,
     #: topic not authorized or unknown): fail, log_and_continue or dead_letter (ProductionExceptionHandler).
     production_error_handler: ErrorHandling = "fail"
@@ -130,6 +139,9 @@ class StreamerConfig:
             raise ConfigError(f"state_store must be 'rocksdb' or 'memory', not {self.state_store!r}")
         if self.max_task_idle_ms < -1:
             raise ConfigError(f"max_task_idle_ms must be -1 (never wait), 0 or more, not {self.max_task_idle_ms}")
+        for name in ("max_dirty_bytes", "max_buffered_bytes", "max_partition_fetch_bytes", "fetch_max_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1 byte, not {getattr(self, name)}")
         for name in ("deserialization_error_handler", "processing_error_handler", "production_error_handler"):
             if getattr(self, name) not in _HANDLERS:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")

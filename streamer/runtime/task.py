@@ -57,6 +57,8 @@ class StreamTask(TaskCore[RecordCollector]):
         self._committed: dict[TopicPartition, int] = {}
         self._queue: collections.deque[tuple[TopicPartition, list[Any]]] = collections.deque()
         self._buffered: dict[TopicPartition, int] = {}
+        #: bytes of a fetched record's key and value, from the latest fetch: max_buffered_bytes in records
+        self._record_bytes = 1
         #: records still on the broker per partition, as the poll loop last saw (partition groups only)
         self.lags: dict[TopicPartition, int | None] = {}
         self._has_work = asyncio.Event()
@@ -75,12 +77,18 @@ class StreamTask(TaskCore[RecordCollector]):
         self.open([metadata for _, metadata in committed.values()])
 
     def enqueue(self, tp: TopicPartition, messages: list[Any]) -> None:
+        self._record_bytes = max(messages[0].serialized_key_size, 0) + max(messages[0].serialized_value_size, 0) + 1
         if self.group is not None:
             self.group.add(tp, messages)
         else:
             self._queue.append((tp, messages))
             self._buffered[tp] = self._buffered.get(tp, 0) + len(messages)
         self._has_work.set()
+
+    @property
+    def buffer_limit(self) -> int:
+        """Records a partition may have waiting before its fetching pauses: the smaller of the two bounds."""
+        return max(1, min(self.config.max_buffered_records, self.config.max_buffered_bytes // self._record_bytes))
 
     def buffered(self, tp: TopicPartition) -> int:
         """Fetched records of ``tp`` waiting to be processed (what backpressure counts, per partition)."""
@@ -139,7 +147,8 @@ class StreamTask(TaskCore[RecordCollector]):
 
     @property
     def wants_early_commit(self) -> bool:
-        return self.stores.dirty_count >= self.config.max_dirty_entries
+        return (self.stores.dirty_count >= self.config.max_dirty_entries
+                or self.stores.dirty_bytes >= self.config.max_dirty_bytes)
 
     async def flush(self) -> Offsets:
         """Produce state changes, wait until every output is acknowledged; call under ``lock``.

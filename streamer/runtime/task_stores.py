@@ -59,6 +59,10 @@ class TaskStores:
     def dirty_count(self) -> int:
         return sum(cache.dirty_count for cache in self.caches.values())
 
+    @property
+    def dirty_bytes(self) -> int:
+        return sum(cache.dirty_bytes for cache in self.caches.values())
+
     def produce_changelogs(self, collector: _Collector, timestamp: int) -> None:
         partition = self.partition
         stamp = max(timestamp, 0)

@@ -175,8 +175,8 @@ class Worker:
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
             max_poll_interval_ms=config.max_poll_interval_ms,
-            max_partition_fetch_bytes=4 * 1_048_576,
-            fetch_max_bytes=16 * 1_048_576,
+            max_partition_fetch_bytes=config.max_partition_fetch_bytes,
+            fetch_max_bytes=config.fetch_max_bytes,
             # streamer's assignor: tasks, sticky, standbys, warm-ups. Range (partition n of every
             # topic to the same member, as tasks need) lets workers that know only range share the
             # group during a rolling upgrade.
@@ -303,12 +303,11 @@ class Worker:
     def _apply_backpressure(self) -> None:
         """Pause fetching for tasks that are behind; resume them once they caught up."""
         assert self.consumer is not None
-        limit = self.config.max_buffered_records
         for tp, task in self._task_of.items():
             if tp in self._paused:
-                if task.buffered(tp) < limit // 2 and task.task_id in self._runners:
+                if task.buffered(tp) < task.buffer_limit // 2 and task.task_id in self._runners:
                     self._resume(tp)
-            elif task.buffered(tp) >= limit:
+            elif task.buffered(tp) >= task.buffer_limit:
                 self.consumer.pause(tp)
                 self._paused.add(tp)
 

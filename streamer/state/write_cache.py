@@ -25,13 +25,16 @@ _CHUNK = 1024
 class WriteCache:
     """Dirty entries (None marks a pending delete) in front of a KeyValueStore."""
 
-    __slots__ = ("store", "discards", "_dirty", "_sorted", "_unsorted")
+    __slots__ = ("store", "discards", "dirty_bytes", "_dirty", "_sorted", "_unsorted")
 
     def __init__(self, store: KeyValueStore) -> None:
         self.store = store
         #: Bumps at every ``discard``: layers that keep uncommitted bookkeeping of their own
         #: (a window store's observed time, a buffer's lowest time) drop it when this changes.
         self.discards = 0
+        #: Bytes of keys and values written since the last apply or discard, overwrites counted
+        #: again (a bound, not the exact size; one ``len`` per write): commits come early past a limit.
+        self.dirty_bytes = 0
         self._dirty: dict[bytes, bytes | None] = {}
         # The dirty keys in order, built at the first scan only: caches that are never
         # scanned (counts, aggregates) pay nothing for ordering. Keys new since the last
@@ -74,6 +77,7 @@ class WriteCache:
         if self._sorted is not None and key not in dirty:
             self._unsorted.append(key)
         dirty[key] = value
+        self.dirty_bytes += len(key) + len(value)
 
     def delete(self, key: bytes) -> None:
         """Hide ``key`` now and delete it from the store and the changelog at commit."""
@@ -81,6 +85,7 @@ class WriteCache:
         if self._sorted is not None and key not in dirty:
             self._unsorted.append(key)
         dirty[key] = None
+        self.dirty_bytes += len(key)
 
     def delete_many(self, keys: list[bytes]) -> None:
         """``delete`` of each key."""
@@ -89,6 +94,7 @@ class WriteCache:
         if self._sorted is not None:
             self._unsorted.extend(key for key in deleted if key not in dirty)
         dirty.update(deleted)
+        self.dirty_bytes += sum(map(len, deleted))
 
     def range(self, start: bytes | None, end: bytes | None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """The store's entries in ``[start, end)`` with the dirty ones laid over them.
@@ -155,6 +161,7 @@ class WriteCache:
 
     def _forget(self) -> None:
         self._dirty.clear()
+        self.dirty_bytes = 0
         self._sorted = None
         self._unsorted.clear()
 

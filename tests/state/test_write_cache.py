@@ -183,3 +183,16 @@ def test_matches_a_dict_model_under_random_operations(store: KeyValueStore) -> N
             visible = dict(committed)
     assert dict(store.range(None, None)) == committed
     assert store.changelog_offset() == recorded
+
+
+def test_dirty_bytes_bound_what_the_cache_holds_and_reset_at_apply_and_discard(cache: WriteCache) -> None:
+    cache.put(b"k1", b"x" * 100)
+    cache.put(b"k1", b"y" * 50)  # an overwrite counts again: a bound, cheap to keep
+    cache.delete(b"k2")
+    cache.delete_many([b"k3", b"k44"])
+    assert cache.dirty_bytes == (2 + 100) + (2 + 50) + 2 + 2 + 3
+    cache.apply(9)
+    assert cache.dirty_bytes == 0
+    cache.put(b"k", b"v")
+    cache.discard()
+    assert cache.dirty_bytes == 0
