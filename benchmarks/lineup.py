@@ -130,8 +130,12 @@ class KafkaStreams(Contender):
 
     name = "kafka-streams"
 
-    def __init__(self, version: str | None = None) -> None:
+    def __init__(self, version: str | None = None, threads: int = 1) -> None:
         super().__init__()
+        #: num.stream.threads; more than one is its own contender, ``kafka-streams-<n>t``
+        self.threads = threads
+        if threads != 1:
+            self.name = f"kafka-streams-{threads}t"
         self.wanted = [version] if version else [_broker_kafka_version(), FALLBACK_KAFKA_STREAMS_VERSION]
         self.version = self.wanted[0]
         self.classpath = ""
@@ -151,6 +155,13 @@ class KafkaStreams(Contender):
             self.classpath = f"{target / 'bench-kafka-streams.jar'}:{target / 'libs'}/*"
             return
         raise Unavailable("\n".join(problems))
+
+    def env(self, spec: AppSpec) -> dict[str, str]:
+        return {**super().env(spec), "BENCH_JAVA_THREADS": str(self.threads)}
+
+    @property
+    def label(self) -> str:
+        return f"kafka-streams {self.version}" + (f" ({self.threads} threads)" if self.threads != 1 else "")
 
     def argv(self, spec: AppSpec) -> list[str]:
         return ["java", f"-Xmx{JAVA_HEAP}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
@@ -191,5 +202,6 @@ def lineup(kafka_streams_version: str | None = None) -> dict[str, Contender]:
         PythonPeer("faust", FAUST_REQUIREMENTS, "benchmarks.contenders.faust_app",
                    ("worker", "--loglevel", "warn"), FAUST_LACKS),
         KafkaStreams(kafka_streams_version),
+        KafkaStreams(kafka_streams_version, threads=2),  # the machine has 2 cores: fair to the JVM
     ]
     return {c.name: c for c in contenders}

@@ -63,3 +63,22 @@ def test_harness_reports_figures_for_the_ceiling_and_streamer(kafka_bootstrap: s
         assert len(measured) == len(runs[contender]), table
         assert all(any(ch.isdigit() for ch in line.split("at_least_once")[1]) for line in measured), table
     assert rest.startswith("streamer against the targets:"), rest
+
+
+def test_latency_mode_reports_percentiles_for_the_ceiling_and_streamer(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "latency.json"
+    command = [
+        sys.executable, "-m", "benchmarks.latency", "--bootstrap", kafka_bootstrap, "--rate", "500",
+        "--seconds", "2", "--partitions", "2", "--contenders", ",".join(CONTENDERS),
+        "--guarantees", "at_least_once", "--results-dir", str(tmp_path), "--json", str(out),
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
+    printed = done.stdout + done.stderr
+    assert done.returncode == 0, printed[-4000:]
+    results = orjson.loads(out.read_bytes())
+    assert [r["contender"].split()[0] for r in results] == list(CONTENDERS), results
+    for result in results:
+        assert "error" not in result, result
+        assert result["seen"] == result["sent"] > 0
+        assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"], result
+    assert "p99 ms" in printed
