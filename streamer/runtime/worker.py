@@ -15,7 +15,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
@@ -177,10 +176,10 @@ class Worker:
             max_poll_interval_ms=config.max_poll_interval_ms,
             max_partition_fetch_bytes=config.max_partition_fetch_bytes,
             fetch_max_bytes=config.fetch_max_bytes,
-            # streamer's assignor: tasks, sticky, standbys, warm-ups. Range (partition n of every
-            # topic to the same member, as tasks need) lets workers that know only range share the
-            # group during a rolling upgrade.
-            partition_assignment_strategy=(self._make_assignor(), RangePartitionAssignor),
+            # streamer's assignor alone (tasks, sticky, standbys, warm-ups): aiokafka 0.14 sends one
+            # JoinGroup per configured assignor, and the second one starts a new rebalance, which
+            # with several workers can go on for ever (seen on a 3-node cluster).
+            partition_assignment_strategy=(self._make_assignor(),),
             group_instance_id=config.group_instance_id,
             **connection_options(self.config),
         )
