@@ -131,10 +131,18 @@ class StreamsAssignor:
         self.end_offsets: Mapping[TaskId, int] = {}
         #: what ``on_assignment`` last received; the worker clears it on revocation
         self.latest: AssignedTasks | None = None
+        self._subscription: bytes | None = None
 
     def metadata(self, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
-        data = encode_subscription(self.process_id, self.endpoint, self.local_tasks())
-        return ConsumerProtocolMemberMetadata(self.version, sorted(topics), data)
+        """The subscription, the same bytes for every join until an assignment arrives.
+
+        The coordinator starts another rebalance when a member rejoins with different
+        metadata while it completes one; offsets that moved between two join attempts
+        must not keep a group rebalancing.
+        """
+        if self._subscription is None:
+            self._subscription = encode_subscription(self.process_id, self.endpoint, self.local_tasks())
+        return ConsumerProtocolMemberMetadata(self.version, sorted(topics), self._subscription)
 
     def tasks(self, cluster: ClusterMetadata) -> dict[TaskId, list[tuple[str, int]]]:
         """Every task with its input partitions, from the partition counts the cluster metadata knows."""
@@ -182,6 +190,7 @@ class StreamsAssignor:
         return assignments
 
     def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:
+        self._subscription = None  # the next join reports what this assignment changes
         try:
             self.latest = decode_assignment(assignment.user_data)
         except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as error:
