@@ -7,6 +7,7 @@ workers with SIGKILL while input flows and verify both guarantees.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 from typing import Callable
@@ -14,6 +15,7 @@ from typing import Callable
 import orjson
 import pytest
 
+from streamer.devbroker import DevBroker
 from streamer.testing import TopologyTestDriver
 from tests.chaos import app
 from tests.chaos.generator import (
@@ -328,5 +330,28 @@ async def test_exactly_once_fences_a_paused_zombie_worker(kafka_bootstrap: str, 
     assert result.ok, _explain(result)
     (pause,) = result.kills
     assert pause.kind == "pause" and "rejoined" in pause.detail and "EXITED" not in pause.detail, _explain(result)
+    for name in ("echo", "agg-direct", "agg-repart", "enriched"):
+        assert result.report.check(name).checked == options.records, _explain(result)
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_exactly_once_rides_through_a_killed_leader_broker(tmp_path: Path) -> None:
+    # A 3-node cluster of its own (replication 3, min.insync.replicas 2): the node leading most
+    # input and echo partitions is killed mid-run and restarted; nothing may be lost or repeated
+    # and no worker may die of the leader changes (a worker that exits fails the run).
+    broker = DevBroker(nodes=3)
+    await asyncio.to_thread(broker.start)
+    try:
+        options = ChaosOptions(records=6_000, kills=0, broker_kills=1, replication=3, seed=7, quiet=True,
+                               log_dir=tmp_path, drain_timeout_s=90)
+        result = await run_chaos(broker.bootstrap_servers, "exactly_once", options, broker)
+    finally:
+        await asyncio.to_thread(broker.stop)
+    print(result.format())
+    assert result.ok, _explain(result)
+    (fault,) = result.kills
+    assert fault.kind == "broker" and "leaders moved" in fault.detail, _explain(result)
     for name in ("echo", "agg-direct", "agg-repart", "enriched"):
         assert result.report.check(name).checked == options.records, _explain(result)

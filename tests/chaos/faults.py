@@ -88,9 +88,14 @@ async def pause_worker(chaos: Chaos, acked: int, rate: float, preferred: list[Wo
 
 
 async def kill_leader_broker(chaos: Chaos, acked: int, rate: float) -> KillEvent:
-    """SIGKILL the node leading most input and echo partitions; restart it once the group went on without it."""
+    """SIGKILL the node leading most input and echo partitions; restart it once the group went on without it.
+
+    The restart (a JVM start, 10-30 s on a busy machine) goes on while the run does: the next
+    broker kill, and the end of the run, wait for it (``chaos.restarts``).
+    """
     broker = chaos.broker
     assert broker is not None and chaos.admin is not None
+    await asyncio.gather(*chaos.restarts)
     watched = await _replicated_topics(chaos)
     await wait_for(lambda: _fully_replicated(chaos, watched), timeout=120, interval=0.5,
                    message="every partition to be fully replicated again before a broker kill")
@@ -109,14 +114,21 @@ async def kill_leader_broker(chaos: Chaos, acked: int, rate: float) -> KillEvent
     moved_s = time.monotonic() - at
     progress = await _progress(chaos, chaos.options.progress_before_kill, timeout=90)
     went_on_s = time.monotonic() - at
-    await asyncio.to_thread(broker.restart_node, index)
-    back_s = time.monotonic() - at
-    chaos.say(f"broker node {index} restarted {back_s:.1f}s after the kill (leaders moved after {moved_s:.1f}s, "
-              f"{progress} records committed without it)")
-    detail = (f"node {index} led {most} of {len(leaders)} input/echo partitions; leaders moved after {moved_s:.1f}s, "
-              f"the group committed {progress} records without it by {went_on_s:.1f}s, node back after {back_s:.1f}s")
-    return KillEvent(at - chaos.started, f"broker node {index}", [pid], acked, 0, "processing", False,
-                     kind="broker", detail=detail)
+    event = KillEvent(at - chaos.started, f"broker node {index}", [pid], acked, 0, "processing", False,
+                      kind="broker")
+
+    async def restart() -> None:
+        await asyncio.to_thread(broker.restart_node, index)
+        back_s = time.monotonic() - at
+        chaos.say(f"broker node {index} back {back_s:.1f}s after the kill")
+        event.detail = (f"node {index} led {most} of {len(leaders)} input/echo partitions; leaders moved after "
+                        f"{moved_s:.1f}s, the group committed {progress} records without it by {went_on_s:.1f}s, "
+                        f"node back after {back_s:.1f}s")
+
+    chaos.say(f"restarting broker node {index} (leaders moved after {moved_s:.1f}s, {progress} records committed "
+              f"without it)")
+    chaos.restarts.append(asyncio.create_task(restart(), name=f"restart-node-{index}"))
+    return event
 
 
 async def _progress(chaos: Chaos, records: int, timeout: float) -> int:

@@ -162,6 +162,8 @@ class Chaos:
         self.broker = broker
         #: A worker stopped with SIGSTOP right now: the group's assignment goes on without it.
         self.paused: WorkerProcess | None = None
+        #: Broker nodes being restarted after a broker kill (awaited before the next one and the verifier).
+        self.restarts: list[asyncio.Task[None]] = []
         self.guarantee = guarantee
         self.options = options
         short = {"exactly_once": "eos", "exactly_once_v2": "eos2"}.get(guarantee, "alos")
@@ -226,6 +228,7 @@ class Chaos:
                 drain_started = time.monotonic()
                 await self._drain()
                 drain_s = time.monotonic() - drain_started
+                await asyncio.gather(*self.restarts)  # every killed broker node is back before the checks
             finally:
                 supervising.cancel()
                 writing.cancel()
