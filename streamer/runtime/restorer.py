@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streamer.errors import StateStoreError
 from streamer.state.sst_restore import SST_TARGET_BYTES, RestoreBuffer
@@ -69,6 +69,13 @@ class RestoreTarget(Protocol):
 class _Waiter:
     partitions: set[TopicPartition]
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def _estimated_bytes(messages: list[ConsumerRecord[bytes, bytes]]) -> int:
+    """Keys and values of a fetch, from its first and last record: a memory bound without a pass per record."""
+    first, last = messages[0], messages[-1]
+    sizes = first.serialized_key_size + first.serialized_value_size + last.serialized_key_size
+    return len(messages) * max(sizes + last.serialized_value_size, 2) // 2
 
 
 class Restorer:
@@ -168,8 +175,7 @@ class Restorer:
                         self._written(tp, len(messages))
                     else:
                         buffer.add(((m.key, m.value) for m in messages), len(messages),
-                                   sum(m.serialized_key_size + m.serialized_value_size for m in messages),
-                                   messages[-1].offset + 1)
+                                   _estimated_bytes(messages), messages[-1].offset + 1)
                         if buffer.bytes >= SST_TARGET_BYTES:
                             self._bulk_load(tp)
                     last_progress = time.monotonic()

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the restorer imports this module: no RocksDB until a store 
     from rocksdict import Options
 
 #: An SST file of about this many bytes of keys and values is written per buffer flush.
-SST_TARGET_BYTES = 64 * 1024 * 1024
+SST_TARGET_BYTES = 8 * 1024 * 1024
 
 
 class RestoreBuffer:
