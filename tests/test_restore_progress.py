@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import os
 import pty
 import re
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
+from apps.wordcount import build
 from streamer.config import StreamerConfig
 from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.restore_progress import RestoreProgress
 from streamer.runtime.state_manager import StateManager
+from streamer.runtime.worker import Worker
+from tests.kafka_helpers import consume_all, produce, wait_for
+from tests.workers import STREAMER
 
 #: Colours and cursor moves the bar is drawn with.
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -151,3 +163,56 @@ def test_log_lines_go_above_the_bar_while_it_shows() -> None:
     drawn = ANSI.sub("", out.getvalue())
     assert drawn.count("assigned tasks 1_0") == 1
     assert drawn.index("assigned tasks 1_0") < drawn.rindex("10/10")  # the bar is drawn below the line
+
+
+@pytest.mark.broker
+async def test_a_worker_on_a_terminal_draws_its_restore_as_a_bar(kafka_bootstrap, new_topic, tmp_path,
+                                                                  monkeypatch) -> None:
+    """`streamer run` with stderr on a pseudo-terminal: the restore of its counts is a bar, then the usual logs."""
+    source, output = await new_topic("bar-lines", partitions=1), await new_topic("bar-counts", partitions=1)
+    await produce(kafka_bootstrap, source, [(None, f"to be {i}".encode()) for i in range(200)])
+    app = f"bar-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("STREAMER_APP_INPUT", source)
+    monkeypatch.setenv("STREAMER_APP_OUTPUT", output)
+    first = Worker(build().build(), StreamerConfig(application_id=app, bootstrap_servers=kafka_bootstrap,
+                                                   state_dir=str(tmp_path / "first"), state_store="memory",
+                                                   commit_interval_ms=200))
+    running = asyncio.create_task(first.run())
+    try:
+        await consume_all(kafka_bootstrap, output, 600, timeout=60)  # the changelog is complete once it stops
+    finally:
+        first.stop()
+        await running
+
+    leader, follower = pty.openpty()
+    os.set_blocking(leader, False)
+    process = subprocess.Popen(
+        STREAMER + ["run", "apps.wordcount:topology", "--bootstrap-servers", kafka_bootstrap, "--application-id", app,
+                    "--state-dir", str(tmp_path / "second"), "--state-store", "memory"],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, cwd=Path(__file__).resolve().parent.parent,
+        env=dict(os.environ, TERM="xterm", COLUMNS="120"))
+    os.close(follower)
+    seen = bytearray()
+
+    def drawn() -> str:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(leader, 65536):
+                seen.extend(chunk)
+        return ANSI.sub("", seen.decode(errors="replace"))
+
+    try:
+        def done() -> tuple[str, str] | None:
+            bars = re.findall(r"restoring word-counts\s.*?(\d+)/(\d+)", drawn())
+            return bars[-1] if bars and bars[-1][0] == bars[-1][1] else None
+
+        restored, total = await wait_for(done, timeout=60, message="the restore of the counts, drawn to its end")
+        assert int(total) >= 202  # 'to', 'be' and 200 numbers
+        await wait_for(lambda: re.search(r"restored \d+ records in", drawn()), message="the restorer's last line")
+        assert "records so far" not in drawn()  # the bar, not the restorer's log lines
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert await asyncio.wait_for(asyncio.to_thread(process.wait), 60) == 0, drawn()[-3000:]
+        finally:
+            process.kill()
+            os.close(leader)
