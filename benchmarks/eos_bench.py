@@ -43,7 +43,7 @@ from benchmarks.workloads import WORKLOADS
 
 GUARANTEES = ("exactly_once", "exactly_once_v2")
 COMMIT_INTERVAL_MS = 100
-SCRAPE_EVERY_S = 0.5
+SCRAPE_EVERY_S = 0.2
 
 
 @dataclass
