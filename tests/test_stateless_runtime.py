@@ -110,6 +110,9 @@ async def test_two_workers_split_partitions_and_hand_over_on_sigterm(kafka_boots
             count = sum(len(v) for v in expected[route].values())
             got += _ids(await while_running([first, second], consume_all(kafka_bootstrap, topic, count, timeout=120)))
         assert got == wanted, "records were lost or duplicated across the hand-over"
+        # The second worker may have written everything before the restarted one got past its
+        # imports: a SIGTERM then would end it before its handler exists (exit -15).
+        await first.wait_for_log("started; topics")
     finally:
         for worker in (first, second):
             if worker.running:

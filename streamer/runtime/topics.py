@@ -162,18 +162,30 @@ class TopicManager:
         """Existing changelogs must keep what restore needs: compacted, and windows long enough."""
         if not wanted:
             return
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"cleanup.policy": None, "retention.ms": None})
-                     for n in wanted]
-        for response in await self.admin.describe_configs(resources):
-            for _, _, _, name, entries in response.resources:
-                actual = {e[0]: e[1] for e in entries}
-                problem = _changelog_problem(wanted[name], actual)
-                if problem:
-                    settings = ",".join(f"{k}=[{v}]" if "," in v else f"{k}={v}" for k, v in wanted[name].items())
-                    raise TopicMismatchError(
-                        f"changelog topic {name} {problem}. Fix with: kafka-configs.sh --alter "
-                        f"--entity-type topics --entity-name {name} --add-config {settings}"
-                    )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.broker_timeout_s
+        pending = dict(wanted)
+        while pending:
+            resources = [ConfigResource(ConfigResourceType.TOPIC, n, {"cleanup.policy": None, "retention.ms": None})
+                         for n in pending]
+            for response in await self.admin.describe_configs(resources):
+                for _, _, _, name, entries in response.resources:
+                    actual = {e[0]: e[1] for e in entries}
+                    if not actual.get("cleanup.policy") and loop.time() < deadline:
+                        continue  # just created by another worker: this broker does not know its configs yet
+                    self._raise_if_unfit(name, pending.pop(name), actual)
+            if pending:
+                await asyncio.sleep(0.1)  # bounded by the deadline above
+
+    @staticmethod
+    def _raise_if_unfit(name: str, wanted: dict[str, str], actual: dict[str, str]) -> None:
+        problem = _changelog_problem(wanted, actual)
+        if problem:
+            settings = ",".join(f"{k}=[{v}]" if "," in v else f"{k}={v}" for k, v in wanted.items())
+            raise TopicMismatchError(
+                f"changelog topic {name} {problem}. Fix with: kafka-configs.sh --alter "
+                f"--entity-type topics --entity-name {name} --add-config {settings}"
+            )
 
     async def _create(self, topics: dict[str, tuple[int, dict[str, str]]]) -> None:
         if not topics:
