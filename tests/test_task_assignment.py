@@ -7,7 +7,6 @@ import time
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
 from streamer.runtime.assignor import (
-    LocalTasks,
     StreamsAssignor,
     decode_assignment,
     decode_subscription,
@@ -174,7 +173,7 @@ class FakeCluster:
 
 
 def test_subscription_round_trip() -> None:
-    local = LocalTasks(frozenset({(0, 1)}), {(1, 2): 77})
+    local = MemberState(frozenset({(0, 1)}), {(1, 2): 77})
     pid, endpoint, state = decode_subscription(encode_subscription("p1", "host:1", local))
     assert (pid, endpoint) == ("p1", "host:1")
     assert state.previous_active == {(0, 1)} and state.offsets == {(1, 2): 77}
@@ -184,7 +183,7 @@ def test_subscription_round_trip() -> None:
 
 def test_assignor_keeps_copartitioned_inputs_together_and_maps_endpoints() -> None:
     def assignor(pid: str, endpoint: str) -> StreamsAssignor:
-        return StreamsAssignor({0: ["left", "right"], 1: ["rep"]}, [1], pid, endpoint, LocalTasks,
+        return StreamsAssignor({0: ["left", "right"], 1: ["rep"]}, [1], pid, endpoint, MemberState,
                                AssignmentSettings(num_standby_replicas=1), 50)
 
     workers = {"m1": assignor("p1", "h1:1"), "m2": assignor("p2", "h2:1")}

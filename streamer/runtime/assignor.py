@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 from aiokafka.cluster import ClusterMetadata
@@ -29,14 +29,6 @@ log = logging.getLogger("streamer.assignor")
 
 #: Version of the user data this assignor writes; it reads its own and older ones.
 USER_DATA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class LocalTasks:
-    """What this member reports when it joins: tasks it ran as active, offset sums of its local state."""
-
-    previous_active: frozenset[TaskId] = frozenset()
-    offsets: Mapping[TaskId, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,7 @@ def _tasks(pairs: Iterable[Sequence[int]]) -> frozenset[TaskId]:
     return frozenset((int(p[0]), int(p[1])) for p in pairs)
 
 
-def encode_subscription(process_id: str, endpoint: str | None, local: LocalTasks) -> bytes:
+def encode_subscription(process_id: str, endpoint: str | None, local: MemberState) -> bytes:
     return orjson.dumps({
         "v": USER_DATA_VERSION, "pid": process_id, "ep": endpoint,
         "prev": _pairs(local.previous_active),
@@ -115,7 +107,7 @@ class StreamsAssignor:
         stateful: Iterable[int],
         process_id: str,
         endpoint: str | None,
-        local_tasks: Callable[[], LocalTasks],
+        local_tasks: Callable[[], MemberState],
         settings: AssignmentSettings,
         probing_rebalance_interval_ms: int,
     ) -> None:

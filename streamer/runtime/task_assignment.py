@@ -33,7 +33,7 @@ NO_STATE = float("inf")
 
 @dataclass(frozen=True)
 class MemberState:
-    """What one member reported in its subscription."""
+    """What one member reports when it joins: the tasks it ran as active, the offsets of its local state."""
 
     #: tasks it ran as active in the previous generation
     previous_active: frozenset[TaskId] = frozenset()

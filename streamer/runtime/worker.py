@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streamer.config import StreamerConfig
-from streamer.runtime.assignor import LocalTasks, StreamsAssignor
+from streamer.runtime.assignor import StreamsAssignor
 from streamer.errors import BrokerUnavailableError, StreamerError, TopologyError
 from streamer.runtime.clients import connection_options, raise_security_failure
 from streamer.runtime.cluster import ClusterMetadata
@@ -37,7 +37,7 @@ from streamer.runtime.standby import StandbyTasks
 from streamer.runtime.state_manager import StateManager
 from streamer.runtime.store_views import view_of
 from streamer.runtime.task import StreamTask
-from streamer.runtime.task_assignment import AssignmentSettings, TaskId
+from streamer.runtime.task_assignment import AssignmentSettings, MemberState, TaskId
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.topics import TopicManager
 from streamer.topology.topology import Topology
@@ -444,7 +444,7 @@ class Worker:
                                         config.probing_rebalance_interval_ms)
         return self.assignor
 
-    def _local_tasks(self) -> LocalTasks:
+    def _local_tasks(self) -> MemberState:
         """What this worker reports when it joins: the tasks it ran, and how far its local state of each is."""
         held = {**self._suspended, **{i: t for i, t in self.tasks.items() if i in self._runners}}
         previous = frozenset((t.subtopology.id, t.partition) for t in held.values())
@@ -456,7 +456,7 @@ class Worker:
         for task in held.values():  # open stores know better than a checkpoint
             if task.subtopology.id in self._stateful_subtopologies:
                 offsets[(task.subtopology.id, task.partition)] = offset_sum(task.stores)
-        return LocalTasks(previous, offsets)
+        return MemberState(previous, offsets)
 
     async def _note_join_wait(self) -> None:
         """Say so while the first assignment is slow: the group may be waiting out a dead member's session."""
