@@ -72,14 +72,10 @@ def _key_bytes(serde: Serde, key: Any) -> bytes:
     return data
 
 
-class WindowStoreView:
-    """A read-only view of a window store: (key, window start) -> value, deserialized.
+class _BytesStoreView:
+    """A view over a store of bytes, with the serdes that turn its keys and values back into objects."""
 
-    Windows are returned by their start; expired windows (older than the store's
-    retention) are not, as in the running application.
-    """
-
-    def __init__(self, store: WindowStore, key_serde: Serde, value_serde: Serde) -> None:
+    def __init__(self, store: WindowStore | SessionStore, key_serde: Serde, value_serde: Serde) -> None:
         self._store = store
         self._key_serde = key_serde
         self._value_serde = value_serde
@@ -87,6 +83,16 @@ class WindowStoreView:
     @property
     def name(self) -> str:
         return self._store.name
+
+
+class WindowStoreView(_BytesStoreView):
+    """A read-only view of a window store: (key, window start) -> value, deserialized.
+
+    Windows are returned by their start; expired windows (older than the store's
+    retention) are not, as in the running application.
+    """
+
+    _store: WindowStore
 
     def _load(self, data: bytes) -> tuple[Any, int]:
         timestamp, value = timestamped.decode(data)
@@ -125,17 +131,10 @@ class WindowStoreView:
         return f"WindowStoreView({self.name!r}, {self.all()!r})"
 
 
-class SessionStoreView:
+class SessionStoreView(_BytesStoreView):
     """A read-only view of a session store: sessions as ``Windowed(key, start, end)`` with their values."""
 
-    def __init__(self, store: SessionStore, key_serde: Serde, value_serde: Serde) -> None:
-        self._store = store
-        self._key_serde = key_serde
-        self._value_serde = value_serde
-
-    @property
-    def name(self) -> str:
-        return self._store.name
+    _store: SessionStore
 
     def _sessions(self, key: Any, items: Iterator[tuple[int, int, bytes]]) -> list[tuple[Windowed, Any]]:
         load = self._value_serde.deserialize
