@@ -8,15 +8,14 @@ and marked complete only after it is usable, so an interrupted install is redone
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+
+from streamer.devbroker.jars import cache_dir, file_lock
 
 INSTALL_TIMEOUT_S = 1200.0
 _READY = ".bench-ready"
@@ -24,23 +23,6 @@ _READY = ".bench-ready"
 
 class Unavailable(Exception):
     """A contender cannot be installed or built here; the message says why."""
-
-
-def cache_root() -> Path:
-    override = os.environ.get("STREAMER_CACHE_DIR")
-    return Path(override).expanduser() if override else Path.home() / ".cache" / "streamer"
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` for the ``with`` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
@@ -58,13 +40,13 @@ def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
 
 def ensure_venv(name: str, requirements: list[str]) -> Path:
     """The python of a virtualenv named ``name`` holding exactly ``requirements`` (created on demand)."""
-    home = cache_root() / "bench-venvs" / name
+    home = cache_dir() / "bench-venvs" / name
     python = home / "bin" / "python"
     wanted = "\n".join(requirements) + "\n"
     ready = home / _READY
     if ready.is_file() and ready.read_text() == wanted and python.exists():
         return python
-    with locked(home.parent / f".{name}.lock"):
+    with file_lock(home.parent / f".{name}.lock"):
         if ready.is_file() and ready.read_text() == wanted and python.exists():
             return python
         shutil.rmtree(home, ignore_errors=True)
@@ -93,7 +75,7 @@ def ensure_maven_build(source: Path, name: str, properties: dict[str, str]) -> P
     written into the work tree and a changed source or version rebuilds.
     """
     key = tree_digest(source) + "-" + "-".join(f"{k}={v}" for k, v in sorted(properties.items()))
-    home = cache_root() / "bench-build" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    home = cache_dir() / "bench-build" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     ready = home / _READY
     if ready.is_file():
         return home / "target"
@@ -101,7 +83,7 @@ def ensure_maven_build(source: Path, name: str, properties: dict[str, str]) -> P
         raise Unavailable("Maven ('mvn') is not on PATH")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise Unavailable("no JDK: 'java' is not on PATH and JAVA_HOME is unset")
-    with locked(home.parent / f".{name}.lock"):
+    with file_lock(home.parent / f".{name}.lock"):
         if ready.is_file():
             return home / "target"
         shutil.rmtree(home, ignore_errors=True)
