@@ -76,6 +76,18 @@ async def _max_message_bytes(admin: AIOKafkaAdminClient, topics: Iterable[str]) 
     return limits
 
 
+def refusal_hint(error: BaseException) -> str:
+    """What to change after the broker or the producer refused records of a topic."""
+    if isinstance(error, TOO_LARGE):
+        return (" (a record is larger than the topic's max.message.bytes, lowered since start-up or of a topic "
+                "named per record: raise it on the topic, or make the record smaller)")
+    if isinstance(error, kafka_errors.TopicAuthorizationFailedError):
+        return " (grant the application's principal WRITE and DESCRIBE on the topic)"
+    if isinstance(error, (kafka_errors.UnknownTopicOrPartitionError, kafka_errors.KafkaTimeoutError)):
+        return " (was the topic deleted? create it again, or check that its partitions have leaders)"
+    return ""
+
+
 class ProductionErrorHandler:
     """The policy for one task's records that the broker would refuse or refused before they were sent."""
 
@@ -107,14 +119,17 @@ class ProductionErrorHandler:
         return self.refused(topic, partition, record, error)
 
     def refused(self, topic: str, partition: int, record: Produced, error: BaseException) -> Produced | None:
-        """Apply the policy to one record; returns the dead letter to send, if the policy says so."""
-        where = f"task {self.task_id}, output {topic}[{partition}]"
+        """Apply the policy to one record; returns the dead letter to send, if the policy says so.
+
+        ``partition`` is -1 for a record whose partition was not chosen yet (its topic's unknown).
+        """
+        where = f"task {self.task_id}, output {topic}" + (f"[{partition}]" if partition >= 0 else "")
         if self.policy == "fail" or topic in self.internal or topic == self.dead_letter_topic:
             self._count("failed", error)
             why = ("it is an internal topic, whose records are never skipped" if topic in self.internal
                    else "it is the dead-letter topic" if topic == self.dead_letter_topic
                    else "production_error_handler is fail; log_and_continue or dead_letter skip such records")
-            raise ProduceError(f"{where}: {error!r} ({why})") from error
+            raise ProduceError(f"{where}: {error!r}{refusal_hint(error)} ({why})") from error
         log.warning("skipping a record the broker %s (%s): %s", "refuses" if isinstance(error, RecordTooLargeError)
                     else "refused", where, error)
         self._count("dead_lettered" if self.policy == "dead_letter" else "skipped", error)
