@@ -168,7 +168,12 @@ class WorkerMetrics:
             self._child(self.records_dead_lettered, "production_error").inc()
 
     def dropped(self, processor: str, reason: str, dead_lettered: bool) -> None:
-        self._child(self.records_dropped, processor, reason).inc()
+        """``reason`` is ``kind: details`` (``late: every window of timestamp 5 closed ...``): the label is the kind.
+
+        The details name timestamps and stream times, a new label value per record: Prometheus
+        would keep a series for each.
+        """
+        self._child(self.records_dropped, processor, reason.split(":", 1)[0].strip()).inc()
         if dead_lettered:
             self._child(self.records_dead_lettered, "dropped").inc()
 
