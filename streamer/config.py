@@ -147,6 +147,9 @@ class StreamerConfig:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")
         if self.application_server is not None:
             split_host_port(self.application_server)
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be a port from 1 to 65535 (0: any free port), "
+                              f"not {self.metrics_port}")
 
     @property
     def exactly_once(self) -> bool:
@@ -229,7 +232,7 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             elif isinstance(value, str) and kind.startswith("float"):
                 value = float(value)
             elif isinstance(value, str) and kind == "bool":
-                value = value.strip().lower() in ("1", "true", "yes", "on")
+                value = _boolean(name, value)
             elif isinstance(value, str) and kind.startswith("Mapping"):
                 value = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -239,6 +242,15 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"setting {name!r} needs a number, got {value!r}") from None
         out[name] = value
     return out
+
+
+def _boolean(name: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"setting {name!r} takes true or false (also 1/0, yes/no, on/off), got {text!r}")
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -8,11 +8,14 @@ here, for the admin client, the consumers (group, restore, global) and the produ
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import ssl
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.errors import (
@@ -41,11 +44,25 @@ _contexts: dict[_SslKey, ssl.SSLContext] = {}
 def connection_options(config: StreamerConfig) -> dict[str, Any]:
     """bootstrap_servers, the security settings as aiokafka options, and the configured client options."""
     options = dict(config.client_options)
+    unknown = sorted(set(options) - set(_SSL_FILES) - _shared_client_options())
+    if unknown:
+        raise ConfigError(
+            f"client_options {', '.join(unknown)}: not an option that aiokafka's consumer, producer and admin client "
+            f"all take, and client_options reach each of them; they take {', '.join(sorted(_shared_client_options()))}"
+        )
     files = {name[len("ssl_"):]: options.pop(name) for name in _SSL_FILES if name in options}
     if files and "ssl_context" not in options:
         options["ssl_context"] = ssl_context(**files)
     options.update(_security_options(config))
     return {"bootstrap_servers": config.bootstrap_servers, **options}
+
+
+@functools.cache
+def _shared_client_options() -> frozenset[str]:
+    """The keyword arguments every kind of aiokafka client a worker opens accepts (read from their signatures)."""
+    kinds = (AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient)
+    shared = frozenset.intersection(*(frozenset(inspect.signature(kind.__init__).parameters) for kind in kinds))
+    return shared - {"self", "loop", "client_id", "bootstrap_servers"}
 
 
 def changelog_consumer(config: StreamerConfig, purpose: str, *, read_ahead: bool) -> AIOKafkaConsumer:
