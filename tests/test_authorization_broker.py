@@ -103,6 +103,16 @@ def _per_record_topic(source: str, allowed: str, refused: str) -> StreamsBuilder
     return builder
 
 
+async def _stopped_by_refusal(worker: Worker) -> str:
+    """Run ``worker`` until the refusal stops it; its error must be one line that says what to grant."""
+    with pytest.raises(ProduceError) as stopped:
+        await asyncio.wait_for(worker.run(), 90)
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert "grant the application's principal WRITE and DESCRIBE on the topic" in message
+    return message
+
+
 def _count(worker: Worker, name: str, **labels: str) -> float:
     return worker.metrics.registry.get_sample_value(name, labels) or 0.0
 
@@ -123,12 +133,8 @@ async def test_a_topic_the_worker_may_not_see_goes_to_the_policy(acl_broker: Dev
                      production_error_handler=policy, dead_letter_topic=dead_letters,
                      processing_guarantee=guarantee)
     if policy == "fail":
-        with pytest.raises(ProduceError) as stopped:
-            await asyncio.wait_for(worker.run(), 90)
-        message = str(stopped.value)
-        assert "\n" not in message
+        message = await _stopped_by_refusal(worker)
         assert f"output {refused}: TopicAuthorizationFailedError" in message
-        assert "grant the application's principal WRITE and DESCRIBE on the topic" in message
         assert "production_error_handler is fail" in message
         assert _count(worker, "streamer_records_failed_total", reason="production_error",
                       error="TopicAuthorizationFailedError") == 1
@@ -163,12 +169,8 @@ async def test_a_topic_the_worker_may_see_but_not_write_stops_it_under_every_pol
     builder = StreamsBuilder()
     builder.stream(source, key_serde="str", value_serde="str").to(read_only, key_serde="str", value_serde="str")
     worker = _worker(acl_broker, grants, builder, tmp_path, production_error_handler="log_and_continue")
-    with pytest.raises(ProduceError) as stopped:
-        await asyncio.wait_for(worker.run(), 90)
-    message = str(stopped.value)
-    assert "\n" not in message
+    message = await _stopped_by_refusal(worker)
     assert f"producing to {read_only}[0] failed: TopicAuthorizationFailedError" in message
-    assert "grant the application's principal WRITE and DESCRIBE on the topic" in message
     assert "stops the task under every production_error_handler" in message
 
 

@@ -64,11 +64,11 @@ class RegistrySerde:
         self._id = schema_id
         self._header = None if schema_id is None else header(schema_id)
         self._readers: dict[int, Reader] = {}
-        if self.schema_str is not None:
-            self._compile(self.schema_str)
+        #: the serde's own schema, parsed (None: the serde only reads)
+        self._own: Any = None if self.schema_str is None else self._parse(self.schema_str)
 
-    def _compile(self, schema_str: str) -> None:
-        """Parse the serde's own schema (raise ``SerializationError`` if it is not one)."""
+    def _parse(self, schema_str: str) -> Any:
+        """A schema as the library uses it (raise ``SerializationError`` if it is not one)."""
         raise NotImplementedError
 
     def _encode(self, obj: Any) -> bytes:
@@ -146,7 +146,6 @@ class AvroSerde(RegistrySerde):
     name = "avro"
     schema_type = "AVRO"
     library = "fastavro"
-    _parsed: Any = None
 
     def _parse(self, schema_str: str) -> Any:
         try:
@@ -154,29 +153,26 @@ class AvroSerde(RegistrySerde):
         except (orjson.JSONDecodeError, self._lib.schema.SchemaParseException, ValueError, TypeError) as error:
             raise SerializationError(f"not an Avro schema ({error}): {schema_str[:200]}") from None
 
-    def _compile(self, schema_str: str) -> None:
-        self._parsed = self._parse(schema_str)
-
     def _encode(self, obj: Any) -> bytes:
         buffer = io.BytesIO()
         try:
-            self._lib.schemaless_writer(buffer, self._parsed, obj)
+            self._lib.schemaless_writer(buffer, self._own, obj)
         except Exception as error:  # fastavro raises what the first field that does not fit makes it raise
-            raise SerializationError(f"AvroSerde({self._parsed.get('name', '?')}) cannot write {obj!r:.80}: "
+            raise SerializationError(f"AvroSerde({self._own.get('name', '?')}) cannot write {obj!r:.80}: "
                                      f"{self._why_not(obj, error)}") from None
         return buffer.getvalue()
 
     def _why_not(self, obj: Any, error: Exception) -> str:
         """fastavro's validator names the field that does not fit; it runs only once a write failed."""
         try:
-            self._lib.validation.validate(obj, self._parsed, raise_errors=True)
+            self._lib.validation.validate(obj, self._own, raise_errors=True)
         except self._lib.validation.ValidationError as invalid:
             return "; ".join(str(e) for e in invalid.errors)
         return repr(error)
 
     def _reader(self, writer_schema_str: str, schema_id: int) -> Reader:
         writer = self._parse(writer_schema_str)
-        reader = None if self._parsed is None or self._parsed == writer else self._parsed
+        reader = None if self._own is None or self._own == writer else self._own
         read = self._lib.schemaless_reader
 
         def decode(payload: memoryview) -> Any:
@@ -206,17 +202,14 @@ class JsonSchemaSerde(RegistrySerde):
     name = "json_schema"
     schema_type = "JSON"
     library = "jsonschema_rs"
-    _validator: Any = None
 
-    def _make_validator(self, schema_str: str) -> Any:
+    def _parse(self, schema_str: str) -> Any:
+        """The schema's validator."""
         try:
             return self._lib.validator_for(orjson.loads(schema_str))
         except (orjson.JSONDecodeError, ValueError) as error:  # jsonschema-rs's ValidationError is a ValueError
             raise SerializationError(f"not a JSON Schema ({str(error).splitlines()[0]}): {schema_str[:200]}") \
                 from None
-
-    def _compile(self, schema_str: str) -> None:
-        self._validator = self._make_validator(schema_str)
 
     @staticmethod
     def _problem(validator: Any, value: Any) -> str:
@@ -225,16 +218,16 @@ class JsonSchemaSerde(RegistrySerde):
         return f"{where}: {error.message}"
 
     def _encode(self, obj: Any) -> bytes:
-        if not self._validator.is_valid(obj):
+        if not self._own.is_valid(obj):
             raise SerializationError(f"JsonSchemaSerde({self.subject}) cannot write {obj!r:.80}: "
-                                     f"{self._problem(self._validator, obj)}")
+                                     f"{self._problem(self._own, obj)}")
         try:
             return orjson.dumps(obj)
         except TypeError as error:
             raise SerializationError(f"JsonSchemaSerde({self.subject}) cannot write {obj!r:.80}: {error}") from None
 
     def _reader(self, writer_schema_str: str, schema_id: int) -> Reader:
-        validator = self._validator if self._validator is not None else self._make_validator(writer_schema_str)
+        validator = self._own if self._own is not None else self._parse(writer_schema_str)
         is_valid, loads, problem = validator.is_valid, orjson.loads, self._problem
 
         def decode(payload: memoryview) -> Any:
