@@ -37,6 +37,7 @@ REFUSED_BEFORE_SEND: tuple[type[BaseException], ...] = (
     kafka_errors.TopicAuthorizationFailedError, kafka_errors.UnknownTopicOrPartitionError)
 #: Broker answers that a record is too large for its topic.
 TOO_LARGE: tuple[type[BaseException], ...] = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError)
+_TOPIC_AUTHORIZATION_FAILED = 29
 #: One produced record: key, value, timestamp, headers.
 Produced = tuple[bytes | None, bytes | None, int, list[tuple[str, bytes]]]
 
@@ -69,6 +70,10 @@ async def _max_message_bytes(admin: AIOKafkaAdminClient, topics: Iterable[str]) 
         return limits
     for response in await admin.describe_configs(resources):
         for error_code, _, _, name, entries in response.resources:
+            if error_code == _TOPIC_AUTHORIZATION_FAILED:
+                log.warning("not authorized to read the configs of topic %s: a record over its max.message.bytes "
+                            "will stop the task under every production_error_handler; grant the application's "
+                            "principal DESCRIBE_CONFIGS on it", name)
             if error_code == 0:  # a topic that does not exist (the dead letters' when unused) has no limit
                 for entry in entries:
                     if entry[0] == "max.message.bytes" and entry[1]:
