@@ -83,8 +83,9 @@ class StreamerConfig:
     #: Most bytes one fetch returns per partition (Kafka's max.partition.fetch.bytes) and in all (fetch.max.bytes).
     max_partition_fetch_bytes: int = 1_048_576
     fetch_max_bytes: int = 8 * 1_048_576
-    #: What to do with a record the broker refuses or would refuse (larger than its topic's max.message.bytes,
-    #: topic not authorized or unknown): fail, log_and_continue or dead_letter (ProductionExceptionHandler).
+    #: What to do with a record the broker would refuse (larger than its topic's max.message.bytes) or the
+    #: producer refused before sending (topic not authorized or unknown): fail, log_and_continue or
+    #: dead_letter (ProductionExceptionHandler). What the broker refuses after sending fails the task.
     production_error_handler: ErrorHandling = "fail"
     #: Warm copies of each stateful task kept on other workers, so a failover restores only the tail
     #: (Kafka Streams' num.standby.replicas).
