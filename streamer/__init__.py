@@ -12,6 +12,7 @@ from streamer.processors.user import RecordProcessor
 from streamer.record import Record
 from streamer.serde import BYTES, FLOAT, INT, JSON, STRING, FunctionSerde, Serde
 from streamer.topology.topology import Topology
+from streamer.typed_serde import DataclassSerde, MsgspecSerde, PydanticSerde, typed
 from streamer.windows import (
     EmitStrategy,
     SessionWindows,
@@ -20,7 +21,7 @@ from streamer.windows import (
     TimeWindows,
     Windowed,
 )
-from streamer.windows.join_windows import JoinWindows as JoinWindows
+from streamer.windows.join_windows import JoinWindows
 
 try:
     __version__ = version("streamer")
@@ -29,10 +30,14 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 
 __all__ = [
     "BYTES",
+    "DataclassSerde",
     "EmitStrategy",
     "FLOAT",
     "INT",
     "JSON",
+    "JoinWindows",
+    "MsgspecSerde",
+    "PydanticSerde",
     "STRING",
     "FunctionSerde",
     "Processor",
@@ -50,4 +55,5 @@ __all__ = [
     "Topology",
     "Windowed",
     "app_setting",
+    "typed",
 ]

@@ -83,8 +83,9 @@ class StreamerConfig:
     #: Most bytes one fetch returns per partition (Kafka's max.partition.fetch.bytes) and in all (fetch.max.bytes).
     max_partition_fetch_bytes: int = 1_048_576
     fetch_max_bytes: int = 8 * 1_048_576
-    #: What to do with a record the broker refuses or would refuse (larger than its topic's max.message.bytes,
-    #: topic not authorized or unknown): fail, log_and_continue or dead_letter (ProductionExceptionHandler).
+    #: What to do with a record the broker would refuse (larger than its topic's max.message.bytes) or the
+    #: producer refused before sending (topic not authorized or unknown): fail, log_and_continue or
+    #: dead_letter (ProductionExceptionHandler). What the broker refuses after sending fails the task.
     production_error_handler: ErrorHandling = "fail"
     #: Warm copies of each stateful task kept on other workers, so a failover restores only the tail
     #: (Kafka Streams' num.standby.replicas).
@@ -147,6 +148,9 @@ class StreamerConfig:
                 raise ConfigError(f"{name} must be one of {_HANDLERS}, not {getattr(self, name)!r}")
         if self.application_server is not None:
             split_host_port(self.application_server)
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be a port from 1 to 65535 (0: any free port), "
+                              f"not {self.metrics_port}")
 
     @property
     def exactly_once(self) -> bool:
@@ -229,7 +233,7 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             elif isinstance(value, str) and kind.startswith("float"):
                 value = float(value)
             elif isinstance(value, str) and kind == "bool":
-                value = value.strip().lower() in ("1", "true", "yes", "on")
+                value = _boolean(name, value)
             elif isinstance(value, str) and kind.startswith("Mapping"):
                 value = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -239,6 +243,15 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"setting {name!r} needs a number, got {value!r}") from None
         out[name] = value
     return out
+
+
+def _boolean(name: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"setting {name!r} takes true or false (also 1/0, yes/no, on/off), got {text!r}")
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -21,6 +21,10 @@ class MissingTopicError(StreamerError):
     """A topic the topology reads or writes does not exist and auto-creation is off."""
 
 
+class TopicAuthorizationError(StreamerError):
+    """The application's principal may not see a topic the topology reads or writes (Kafka ACLs)."""
+
+
 class TopicMismatchError(StreamerError):
     """A topic exists but with the wrong partition count or configuration."""
 

@@ -75,6 +75,20 @@ def test_malformed_client_options_is_one_line() -> None:
     assert "setting 'client_options' takes a JSON object" in _error_line(result)
 
 
+@pytest.mark.parametrize(("setting", "says"), [
+    ("client_options={\"fetch_min_bytes\": 1}", "client_options fetch_min_bytes: not an option that aiokafka's "
+                                                "consumer, producer and admin client all take"),
+    ("metrics_port=99999", "metrics_port must be a port from 1 to 65535"),
+    ("auto_create_topics=maybe", "setting 'auto_create_topics' takes true or false"),
+])
+def test_other_malformed_settings_are_one_line(setting: str, says: str) -> None:
+    result = run_cli("run", "apps.wordcount:topology", "--application-id", "x", "--bootstrap-servers", "127.0.0.1:1",
+                     "--broker-timeout-s", "3", "--set", setting)
+    assert result.returncode == 2
+    assert says in _error_line(result)
+    assert "Traceback" not in result.stderr
+
+
 def test_version_and_typing_marker() -> None:
     import importlib.resources
 

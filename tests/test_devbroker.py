@@ -226,6 +226,17 @@ def test_a_secured_node_listens_for_clients_and_in_plain_text_for_itself(tmp_pat
         Security("SASL_PLAINTEXT", {"alice": 'pass"word'})
 
 
+def test_super_users_turn_acls_on_for_every_other_user() -> None:
+    assert "authorizer.class.name" not in Security("SASL_PLAINTEXT", {"alice": "a"}).listener_properties()
+    settings = Security("SASL_PLAINTEXT", {"admin": "a", "bob": "b"}, super_users=("admin",)).listener_properties()
+    assert settings["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert settings["super.users"] == "User:ANONYMOUS;User:admin"  # the plain-text listeners: nodes and set-up
+    with pytest.raises(DevBrokerError, match="super user.s. carol are not users"):
+        Security("SASL_PLAINTEXT", {"admin": "a"}, super_users=("carol",))
+    with pytest.raises(DevBrokerError, match="need SASL users"):
+        Security("PLAINTEXT", super_users=("admin",))
+
+
 @pytest.mark.parametrize(("flags", "protocol", "users"), [
     (["--tls"], "SSL", None),
     (["--sasl"], "SASL_PLAINTEXT", None),

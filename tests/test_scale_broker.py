@@ -212,6 +212,17 @@ async def test_standby_failover_restores_only_the_tail(kafka_bootstrap, new_topi
             assert worker.standbys is not None and len(worker.standbys.tasks) == 1
             await wait_for(lambda w=worker: standby_caught_up(w, kafka_bootstrap, app_id), timeout=30,
                            message="the standby to catch up")
+        ends = await changelog_ends(kafka_bootstrap, app_id)
+        for worker in workers:  # the standby metrics: every changelog record applied, then no lag
+            assert worker.standbys is not None
+            ((_, partition),) = worker.standbys.tasks
+            labels = {"task": f"0_{partition}", "store": STORE}
+            registry = worker.metrics.registry
+            await wait_for(lambda r=registry, s=labels: r.get_sample_value("streamer_standby_lag_records", s) == 0,
+                           timeout=30, message="the standby lag gauge to reach 0")
+            assert registry.get_sample_value("streamer_standby_records_total", labels) == ends[partition]
+            assert registry.get_sample_value("streamer_restore_records_total", {"store": STORE}) in (None, 0.0)
+        standby_of_second = next(iter(first.standbys.tasks)) if first.standbys is not None else None
         before = restored(first)
         second.stop()
         await running.pop()
@@ -219,6 +230,10 @@ async def test_standby_failover_restores_only_the_tail(kafka_bootstrap, new_topi
                        message="the first worker to take the second one's task over")
         ends = await changelog_ends(kafka_bootstrap, app_id)
         assert restored(first) - before < min(ends.values()) / 10, "the failover restored more than a tail"
+        assert standby_of_second is not None
+        gone = {"task": f"0_{standby_of_second[1]}", "store": STORE}
+        assert first.metrics.registry.get_sample_value("streamer_standby_lag_records", gone) is None, \
+            "a standby made active still reports its standby lag"
         await produce(kafka_bootstrap, source, records(3000, 4000, keys=1000))
         await wait_for_counts(kafka_bootstrap, output, expected_counts(4000, keys=1000))
     finally:

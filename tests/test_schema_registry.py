@@ -10,8 +10,9 @@ import pytest
 
 from streamer import StreamsBuilder
 from streamer.errors import DeserializationError, ProcessingError, SchemaRegistryError, SerializationError
-from streamer.schema_registry import AvroSerde, JsonSchemaSerde, SchemaRegistry, header, split
+from streamer.schema_registry import AvroSerde, JsonSchemaSerde, ProtobufSerde, SchemaRegistry, header, split
 from streamer.testing import TopologyTestDriver
+from tests.serde_helpers import protobuf_messages
 
 ORDER = {"type": "record", "name": "Order", "fields": [
     {"name": "id", "type": "string"},
@@ -148,3 +149,50 @@ def test_under_fail_a_bad_record_stops_the_task() -> None:
     with TopologyTestDriver(_orders(AvroSerde(None, ORDER, schema_id=42)).build()) as driver:
         with pytest.raises(ProcessingError, match="does not decode with schema id 42"):
             driver.pipe_raw("orders", b"a", header(42) + b"\x06o")
+
+
+def test_protobuf_frames_each_message_by_its_indexes_in_the_file() -> None:
+    messages = protobuf_messages()
+    order, line, payment = (messages[name] for name in ("Order", "Order.Line", "Payment"))
+    serde = ProtobufSerde(None, order, schema_id=7)
+    value = order(id="o-1", amount=3, lines=[line(sku="a")])
+    data = serde.serialize(value)
+    assert data == header(7) + b"\x00" + value.SerializeToString()  # the first message: one 0
+    assert serde.deserialize(data) == value and serde.deserialize(None) is None
+    # Confluent's framing: the count, then each index, as zigzag varints
+    assert ProtobufSerde(None, line, schema_id=7).serialize(line(sku="a"))[5:8] == b"\x04\x00\x00"  # [0, 0]
+    assert ProtobufSerde(None, payment, schema_id=7).serialize(payment(cents=1))[5:7] == b"\x02\x02"  # [1]
+
+
+def test_protobuf_errors_say_what_does_not_fit() -> None:
+    messages = protobuf_messages()
+    serde = ProtobufSerde(None, messages["Order"], schema_id=7)
+    with pytest.raises(SerializationError, match="writes Order messages, not Payment"):
+        serde.serialize(messages["Payment"](cents=1))
+    with pytest.raises(SerializationError, match="takes a generated Protobuf message class"):
+        ProtobufSerde(None, dict, schema_id=7)
+    payment = ProtobufSerde(None, messages["Payment"], schema_id=7).serialize(messages["Payment"](cents=1))
+    with pytest.raises(DeserializationError, match="is message shop.Payment of its schema; this serde reads shop.Or"):
+        serde.deserialize(payment)
+    with pytest.raises(DeserializationError, match="ends inside its Protobuf message indexes"):
+        serde.deserialize(header(7) + b"\x04\x00")
+    with pytest.raises(DeserializationError, match="does not decode as shop.Order"):
+        serde.deserialize(header(7) + b"\x00\x0a\xff")  # field 1, a length running past the end
+    with pytest.raises(DeserializationError, match="schema id 8 is not this serde's pinned id 7"):
+        serde.deserialize(header(8) + b"\x00")
+
+
+def test_a_protobuf_file_that_imports_others_is_refused() -> None:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+
+    file = descriptor_pb2.FileDescriptorProto(name="shop/at.proto", package="shop", syntax="proto3",
+                                              dependency=["google/protobuf/timestamp.proto"])
+    event = file.message_type.add(name="Event")
+    event.field.add(name="at", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                    label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, type_name=".google.protobuf.Timestamp")
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    event_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Event"))
+    with pytest.raises(SerializationError, match="imports google/protobuf/timestamp.proto: schema references"):
+        ProtobufSerde(None, event_class, schema_id=7)

@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streamer import StreamsBuilder
@@ -23,7 +24,7 @@ from streamer.errors import DeserializationError, SchemaRegistryError
 from streamer.schema_registry import SchemaRegistry, header
 from streamer.schema_registry.devserver import RegistryServer
 from tests.kafka_helpers import consume_all, produce
-from tests.serde_helpers import while_worker_runs
+from tests.serde_helpers import protobuf_messages, while_worker_runs
 
 ORDER = {"type": "record", "name": "Order", "namespace": "shop", "fields": [
     {"name": "id", "type": "string"},
@@ -98,6 +99,27 @@ def test_json_schema_bytes_agree_with_confluent_kafkas_own_serializer(registry_u
         registry.json_schema().deserialize(data[:5] + b'{"order": "o-1", "cents": "many"}')
 
 
+def test_protobuf_bytes_agree_with_confluent_kafkas_own_serializer(registry_url: str) -> None:
+    messages = protobuf_messages()
+    order, line, payment = (messages[name] for name in ("Order", "Order.Line", "Payment"))
+    registry, subject = SchemaRegistry(registry_url), _subject("protobuf")
+    context = SerializationContext(subject.removesuffix("-value"), MessageField.VALUE)
+    options = {"use.deprecated.format": False}
+    value = order(id="o-1", amount=3, lines=[line(sku="a"), line(sku="b")])
+    ours = registry.protobuf(order, subject=subject)
+    theirs = ProtobufSerializer(order, registry.client, options)(value, context)
+    assert ours.serialize(value) == theirs  # the same schema id (one registered schema), indexes and payload
+    assert ours.deserialize(theirs) == value
+    assert ProtobufDeserializer(order, options)(ours.serialize(value), context) == value
+    nested = ProtobufSerializer(line, registry.client, options)(line(sku="c"), context)  # the same file
+    assert registry.protobuf(line, subject=subject).serialize(line(sku="c")) == nested  # indexes [0, 0]
+    with pytest.raises(DeserializationError, match="is message shop.Order of its schema; this serde reads "
+                                                   "shop.Payment"):
+        registry.protobuf(payment, subject=subject).deserialize(theirs)
+    with pytest.raises(DeserializationError, match="is a AVRO schema; ProtobufSerde reads PROTOBUF"):
+        ours.deserialize(registry.avro(ORDER, subject=_subject("avro")).serialize({"id": "o", "amount": 1}))
+
+
 def test_records_of_an_older_schema_are_read_into_the_newer_one(registry_url: str) -> None:
     registry, subject = SchemaRegistry(registry_url), _subject("evolving")
     old = registry.avro(ORDER, subject=subject).serialize({"id": "o-1", "amount": 3})
@@ -133,3 +155,24 @@ async def test_avro_in_json_schema_out_through_a_worker(kafka_bootstrap, new_top
     assert sorted(p["cents"] for p in payments) == [i * 100 for i in range(30) if i != 11]
     assert bad.value == rows[11][1]
     assert b"not the magic byte 0" in dict(bad.headers)["streamer.error.message"]
+
+
+@pytest.mark.broker
+async def test_protobuf_through_a_worker(kafka_bootstrap, new_topic, registry_url, tmp_path) -> None:
+    messages = protobuf_messages()
+    order, line, payment = (messages[name] for name in ("Order", "Order.Line", "Payment"))
+    source, output = await new_topic("pb-orders", partitions=2), await new_topic("pb-payments", partitions=2)
+    registry = SchemaRegistry(registry_url)
+    orders = registry.protobuf(order, subject=f"{source}-value")
+    await produce(kafka_bootstrap, source, [(f"k{i}".encode(), orders.serialize(
+        order(id=f"o{i}", amount=i, lines=[line(sku="s")] * (i % 3)))) for i in range(20)])
+
+    builder = StreamsBuilder()
+    (builder.stream(source, key_serde="str", value_serde=registry.protobuf(order, subject=f"{source}-value"))
+        .map_values(lambda o: payment(order=o.id, cents=o.amount * 100 * len(o.lines)))
+        .to(output, key_serde="str", value_serde=registry.protobuf(payment, subject=f"{output}-value")))
+    out = await while_worker_runs(builder.build(), kafka_bootstrap, tmp_path,
+                                  consume_all(kafka_bootstrap, output, 20, timeout=60))
+    theirs = ProtobufDeserializer(payment, {"use.deprecated.format": False})
+    payments = [theirs(record.value, SerializationContext(output, MessageField.VALUE)) for record in out]
+    assert sorted((p.order, p.cents) for p in payments) == sorted((f"o{i}", i * 100 * (i % 3)) for i in range(20))

@@ -8,6 +8,8 @@ import dataclasses
 import datetime
 import enum
 import re
+import subprocess
+import sys
 import uuid
 from typing import Any, Literal, Optional
 
@@ -141,6 +143,19 @@ def test_writing_another_type_is_a_topology_bug(kind: tuple[type, type, type]) -
 def test_typed_refuses_classes_it_cannot_serve() -> None:
     with pytest.raises(SerializationError, match="dataclass, a pydantic BaseModel or a msgspec Struct"):
         typed(dict)
+
+
+def test_the_typed_serdes_are_exported_from_the_package_without_importing_the_extras() -> None:
+    import streamer
+    import streamer.typed_serde as module
+
+    for name in ("typed", "DataclassSerde", "PydanticSerde", "MsgspecSerde"):
+        assert getattr(streamer, name) is getattr(module, name) and name in streamer.__all__
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, streamer; print(sorted({'pydantic', 'msgspec'} & set(sys.modules)))"],
+        capture_output=True, text=True, check=True,
+    )
+    assert loaded.stdout.strip() == "[]", "import streamer must not need the pydantic or msgspec extras"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,12 +9,13 @@ listener can be secured with TLS, SASL or both (see ``streamer.devbroker.securit
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -56,7 +57,8 @@ class DevBroker:
     get the following ports); by default free ports are picked. ``security_protocol`` secures
     the client listener (``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``) for ``users`` (name ->
     password; default ``DEFAULT_USERS``); the nodes then also listen in plain text for
-    themselves and for set-up (``plaintext_bootstrap_servers``).
+    themselves and for set-up (``plaintext_bootstrap_servers``). ``super_users`` (SASL only)
+    turns on ACLs, with those users allowed everything.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class DevBroker:
         config: dict[str, str] | None = None,
         security_protocol: SecurityProtocol = "PLAINTEXT",
         users: Mapping[str, str] | None = None,
+        super_users: Sequence[str] = (),
     ) -> None:
         if nodes < 1:
             raise DevBrokerError(f"a dev broker needs at least one node, got {nodes}")
@@ -81,7 +84,7 @@ class DevBroker:
         chosen_users = dict(users if users is not None else DEFAULT_USERS) if uses_sasl(security_protocol) else {}
         # Checked now, completed with the certificates once the data dir is known (start()).
         self.security = Security(security_protocol, chosen_users,
-                                 TlsFiles(Path()) if uses_tls(security_protocol) else None)
+                                 TlsFiles(Path()) if uses_tls(security_protocol) else None, tuple(super_users))
         self._given_dir = Path(data_dir).expanduser().resolve() if data_dir is not None else None
         self._dir: Path | None = None
         self._specs: list[NodeSpec] = []
@@ -249,7 +252,7 @@ class DevBroker:
             self._dir.mkdir(parents=True, exist_ok=True)
         self._log4j = log4j_config(self._dir)
         if self.security.tls is not None:
-            self.security = Security(self.security.protocol, self.security.users, ensure_tls_files(self._dir / "tls"))
+            self.security = dataclasses.replace(self.security, tls=ensure_tls_files(self._dir / "tls"))
         saved = self._read_state()
         if saved:
             if saved.get("nodes") != self.nodes:

@@ -9,6 +9,10 @@ SASL enables PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for the same users: PLAIN us
 the listener's JAAS configuration (``server.properties``, read at every start), SCRAM
 credentials in the cluster metadata, written when the storage is formatted
 (``kafka-storage format --add-scram``): a kept data dir keeps the users it was formatted with.
+
+``super_users`` turns on ACLs (KRaft's StandardAuthorizer): those users may do anything, every
+other user only what an ACL allows. The plain-text listeners' principal (``ANONYMOUS``, the
+nodes themselves and set-up) is a super user too, or the nodes could not talk to each other.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from streamer.devbroker.tls import TlsFiles
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 PROTOCOLS: tuple[SecurityProtocol, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 SASL_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
 #: The user a SASL dev broker has when none are given.
 DEFAULT_USERS = {"streamer": "streamer-secret"}
@@ -49,6 +54,8 @@ class Security:
     protocol: SecurityProtocol = "PLAINTEXT"
     users: Mapping[str, str] = field(default_factory=dict)
     tls: TlsFiles | None = None
+    #: users allowed everything once ACLs are on; empty: no authorizer, every user may do anything
+    super_users: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -61,6 +68,12 @@ class Security:
             if not _NAME.fullmatch(name) or not _PASSWORD.fullmatch(password):
                 raise DevBrokerError(f"dev broker user {name!r}: names may use letters, digits and _.-, passwords "
                                      f"also :@+/= (no spaces, quotes or commas)")
+        unknown = [name for name in self.super_users if name not in self.users]
+        if self.super_users and not uses_sasl(self.protocol):
+            raise DevBrokerError("super users (ACLs) need SASL users: security_protocol SASL_PLAINTEXT or SASL_SSL")
+        if unknown:
+            raise DevBrokerError(f"super user(s) {', '.join(unknown)} are not users of the dev broker "
+                                 f"({', '.join(self.users)})")
 
     @property
     def secured(self) -> bool:
@@ -87,6 +100,9 @@ class Security:
             for mechanism in SCRAM_MECHANISMS:
                 settings[prefix + f"{mechanism.lower()}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+        if self.super_users:
+            settings["authorizer.class.name"] = AUTHORIZER
+            settings["super.users"] = ";".join(f"User:{name}" for name in ("ANONYMOUS", *self.super_users))
         return settings
 
     def format_arguments(self) -> list[str]:

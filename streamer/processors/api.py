@@ -73,7 +73,10 @@ class ProcessorContext(Protocol):
 
     def record_dropped(self, processor: str, record: Record, reason: str) -> None:
         """Count a record the processor drops on purpose (late, say), log it at a bounded rate, and
-        dead-letter its input with ``reason`` when the processing error handler is dead_letter."""
+        dead-letter its input with ``reason`` when the processing error handler is dead_letter.
+
+        ``reason`` is its kind (``late``, ``null key``), then optionally ``: `` and the details;
+        the metrics count by the kind only."""
         ...
 
     @property

@@ -8,10 +8,14 @@ here, for the admin client, the consumers (group, restore, global) and the produ
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import ssl
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.errors import (
@@ -30,6 +34,9 @@ _SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
 _DIAGNOSIS_TIMEOUT_S = 10.0
 #: The first byte of a TLS record (alert, handshake ...): what a plain-text client reads as a huge length.
 _TLS_RECORD_TYPES = frozenset({0x14, 0x15, 0x16, 0x17})
+#: Fetch sizes of the restore and global consumers: a restore reads far ahead, unlike the group consumer.
+_READ_AHEAD_PARTITION_BYTES = 8 * 1_048_576
+_READ_AHEAD_BYTES = 32 * 1_048_576
 _SslKey = tuple[str | None, str | None, str | None, str | None, tuple[int, ...]]
 _contexts: dict[_SslKey, ssl.SSLContext] = {}
 
@@ -37,11 +44,43 @@ _contexts: dict[_SslKey, ssl.SSLContext] = {}
 def connection_options(config: StreamerConfig) -> dict[str, Any]:
     """bootstrap_servers, the security settings as aiokafka options, and the configured client options."""
     options = dict(config.client_options)
+    unknown = sorted(set(options) - set(_SSL_FILES) - _shared_client_options())
+    if unknown:
+        raise ConfigError(
+            f"client_options {', '.join(unknown)}: not an option that aiokafka's consumer, producer and admin client "
+            f"all take, and client_options reach each of them; they take {', '.join(sorted(_shared_client_options()))}"
+        )
     files = {name[len("ssl_"):]: options.pop(name) for name in _SSL_FILES if name in options}
     if files and "ssl_context" not in options:
         options["ssl_context"] = ssl_context(**files)
     options.update(_security_options(config))
     return {"bootstrap_servers": config.bootstrap_servers, **options}
+
+
+@functools.cache
+def _shared_client_options() -> frozenset[str]:
+    """The keyword arguments every kind of aiokafka client a worker opens accepts (read from their signatures)."""
+    kinds = (AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient)
+    shared = frozenset.intersection(*(frozenset(inspect.signature(kind.__init__).parameters) for kind in kinds))
+    return shared - {"self", "loop", "client_id", "bootstrap_servers"}
+
+
+def changelog_consumer(config: StreamerConfig, purpose: str, *, read_ahead: bool) -> AIOKafkaConsumer:
+    """A consumer outside the group that reads state topics from where the caller seeks (restore, standby, global).
+
+    It commits nothing (the stores keep their offsets) and, under exactly-once, reads only
+    committed records, so no store ever holds what an aborted transaction wrote. ``read_ahead``
+    fetches far larger batches, for a restore that reads a whole changelog at once.
+    """
+    sizes = {"max_partition_fetch_bytes": _READ_AHEAD_PARTITION_BYTES, "fetch_max_bytes": _READ_AHEAD_BYTES}
+    return AIOKafkaConsumer(
+        client_id=f"{config.application_id}-{purpose}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed" if config.exactly_once else "read_uncommitted",
+        **(sizes if read_ahead else {}),
+        **connection_options(config),
+    )
 
 
 def _security_options(config: StreamerConfig) -> dict[str, Any]:

@@ -17,14 +17,13 @@ import weakref
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka import errors as kafka_errors
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from streamer.errors import MissingTopicError, ProduceError
 from streamer.partitioner import default_partition
 from streamer.runtime.metrics import WorkerMetrics
-from streamer.runtime.production import REFUSED_BEFORE_SEND, TOO_LARGE, Produced, ProductionErrorHandler
+from streamer.runtime.production import REFUSED_BEFORE_SEND, Produced, ProductionErrorHandler, refusal_hint
 
 TopicPartitionKey = tuple[str, int]
 #: keys, values, timestamps, headers, partitions (or None for the default placement)
@@ -146,7 +145,7 @@ class RecordCollector:
         ``final`` closes the batches, which makes the producer send them at once instead of
         after its linger time: a commit waiting for them gains nothing from lingering.
         """
-        if self._unplaced:
+        while self._unplaced:  # again for the dead letters of a refused topic, should theirs be unknown too
             await self._place_unknown_topics()
         batches = self._full + [
             ((topic, partition), builder)
@@ -213,8 +212,8 @@ class RecordCollector:
         last: dict[TopicPartitionKey, int] = {}
         for (slot, count, _), result in zip(in_flight, results):
             if isinstance(result, BaseException):
-                raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}{_hint(result)}; a batch "
-                                   "the broker refused after it was sent stops the task under every "
+                raise ProduceError(f"producing to {slot[0]}[{slot[1]}] failed: {result!r}{refusal_hint(result)}; "
+                                   "a batch the broker refused after it was sent stops the task under every "
                                    "production_error_handler") from result
             if result is not None:
                 last[slot] = max(last.get(slot, -1), result.offset + count - 1)
@@ -228,26 +227,34 @@ class RecordCollector:
         self._in_flight = []
 
     async def _place_unknown_topics(self) -> None:
+        """Learn the partitions of topics named per record; the policy decides for a topic the producer refuses."""
         pending, self._unplaced = self._unplaced, []
+        refused: dict[str, BaseException] = {}
         for topic in {t for t, _ in pending}:
-            partitions = await self.producer.partitions_for(topic)
+            try:
+                partitions = await self.producer.partitions_for(topic)
+            except REFUSED_BEFORE_SEND as error:  # not authorized (not even to describe it), or unknown
+                refused[topic] = error
+                continue
             if not partitions:
                 raise MissingTopicError(f"topic {topic!r} does not exist; create it before writing to it")
             self.partition_counts[topic] = len(partitions)
         for topic, columns in pending:
-            self.send(topic, *columns)
+            if topic in refused:
+                self._refused_unplaced(topic, columns, refused[topic])
+            else:
+                self.send(topic, *columns)
 
-
-def _hint(error: BaseException) -> str:
-    """What to change after the broker refused a sent batch."""
-    if isinstance(error, TOO_LARGE):
-        return (" (a record is larger than the topic's max.message.bytes, lowered since start-up or of a topic "
-                "named per record: raise it on the topic, or make the record smaller)")
-    if isinstance(error, kafka_errors.TopicAuthorizationFailedError):
-        return " (grant the application's principal WRITE on the topic)"
-    if isinstance(error, (kafka_errors.UnknownTopicOrPartitionError, kafka_errors.KafkaTimeoutError)):
-        return " (was the topic deleted? create it again, or check that its partitions have leaders)"
-    return ""
+    def _refused_unplaced(self, topic: str, columns: Columns, error: BaseException) -> None:
+        """Records for a topic whose partitions the producer could not learn: none reached a batch."""
+        if self.production is None:
+            raise ProduceError(f"producing to {topic} failed: {error!r}{refusal_hint(error)}") from error
+        keys, values, timestamps, headers, partitions = columns
+        chosen = partitions if partitions is not None else [-1] * len(keys)  # -1: no partition chosen yet
+        for key, value, timestamp, header, partition in zip(keys, values, timestamps, headers, chosen):
+            letter = self.production.refused(topic, partition, (key, value, timestamp, list(header or ())), error)
+            if letter is not None:
+                self._dead_letter(letter)
 
 
 def _alone(producer: AIOKafkaProducer, record: Produced) -> BatchBuilder:

@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 
 from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
-from streamer.runtime.clients import connection_options
+from streamer.runtime.clients import changelog_consumer
 from streamer.runtime.restorer import FETCH_RECORDS, Restorer
 from streamer.runtime.store_views import StoreView
 from streamer.state import KeyValueStore, StoreKind, WriteCache, open_store
@@ -195,15 +195,7 @@ class GlobalUpdater:
 
     async def start(self) -> None:
         """Restore every store to the end of its topic, then follow the topics in the background."""
-        self._consumer = AIOKafkaConsumer(
-            client_id=f"{self.config.application_id}-global",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed" if self.config.exactly_once else "read_uncommitted",
-            max_partition_fetch_bytes=8 * 1_048_576,
-            fetch_max_bytes=32 * 1_048_576,
-            **connection_options(self.config),
-        )
+        self._consumer = changelog_consumer(self.config, "global", read_ahead=True)
         await self._consumer.start()
         await self._restore()
         self._follower = asyncio.get_running_loop().create_task(self._follow(), name="global-updater")

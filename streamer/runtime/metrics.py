@@ -69,6 +69,12 @@ class WorkerMetrics:
         self.restore_remaining = Gauge("streamer_restore_remaining_records",
                                        "Changelog records of the store still to restore; 0 once restored.",
                                        ["store"], registry=r)
+        self.standby_records = Counter("streamer_standby_records_total",
+                                       "Changelog records applied to a standby task's store (a warm copy).",
+                                       ["task", "store"], registry=r)
+        self.standby_lag = Gauge("streamer_standby_lag_records",
+                                 "Changelog records a standby task's store has not applied yet: behind the log end, "
+                                 "or behind the last stable offset under exactly-once.", ["task", "store"], registry=r)
         self.records_dropped = Counter("streamer_records_dropped_total",
                                        "Records a processor dropped on purpose (a late record for a closed window).",
                                        ["processor", "reason"], registry=r)
@@ -127,6 +133,19 @@ class WorkerMetrics:
     def set_restore_remaining(self, store: str, remaining: int) -> None:
         self._child(self.restore_remaining, store).set(remaining)
 
+    def standby_applied(self, task: str, store: str, count: int) -> None:
+        self._child(self.standby_records, task, store).inc(count)
+
+    def set_standby_lag(self, task: str, store: str, lag: int) -> None:
+        self._child(self.standby_lag, task, store).set(lag)
+
+    def forget_standby(self, task: str, stores: Iterable[str]) -> None:
+        """A standby closed or made active here: its series would only mislead (an active task reports restores)."""
+        for store in stores:
+            for metric in (self.standby_records, self.standby_lag):
+                if self._children.pop((id(metric), task, store), None) is not None:
+                    metric.remove(task, store)
+
     def skipped(self, error: BaseException, dead_lettered: bool) -> None:
         """The error handler skipped a record (and wrote it to the dead-letter topic if ``dead_lettered``)."""
         reason = _reason(error)
@@ -149,7 +168,12 @@ class WorkerMetrics:
             self._child(self.records_dead_lettered, "production_error").inc()
 
     def dropped(self, processor: str, reason: str, dead_lettered: bool) -> None:
-        self._child(self.records_dropped, processor, reason).inc()
+        """``reason`` is ``kind: details`` (``late: every window of timestamp 5 closed ...``): the label is the kind.
+
+        The details name timestamps and stream times, a new label value per record: Prometheus
+        would keep a series for each.
+        """
+        self._child(self.records_dropped, processor, reason.split(":", 1)[0].strip()).inc()
         if dead_lettered:
             self._child(self.records_dead_lettered, "dropped").inc()
 

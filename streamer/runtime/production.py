@@ -37,6 +37,7 @@ REFUSED_BEFORE_SEND: tuple[type[BaseException], ...] = (
     kafka_errors.TopicAuthorizationFailedError, kafka_errors.UnknownTopicOrPartitionError)
 #: Broker answers that a record is too large for its topic.
 TOO_LARGE: tuple[type[BaseException], ...] = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError)
+_TOPIC_AUTHORIZATION_FAILED = 29
 #: One produced record: key, value, timestamp, headers.
 Produced = tuple[bytes | None, bytes | None, int, list[tuple[str, bytes]]]
 
@@ -69,11 +70,27 @@ async def _max_message_bytes(admin: AIOKafkaAdminClient, topics: Iterable[str]) 
         return limits
     for response in await admin.describe_configs(resources):
         for error_code, _, _, name, entries in response.resources:
+            if error_code == _TOPIC_AUTHORIZATION_FAILED:
+                log.warning("not authorized to read the configs of topic %s: a record over its max.message.bytes "
+                            "will stop the task under every production_error_handler; grant the application's "
+                            "principal DESCRIBE_CONFIGS on it", name)
             if error_code == 0:  # a topic that does not exist (the dead letters' when unused) has no limit
                 for entry in entries:
                     if entry[0] == "max.message.bytes" and entry[1]:
                         limits[name] = int(entry[1])
     return limits
+
+
+def refusal_hint(error: BaseException) -> str:
+    """What to change after the broker or the producer refused records of a topic."""
+    if isinstance(error, TOO_LARGE):
+        return (" (a record is larger than the topic's max.message.bytes, lowered since start-up or of a topic "
+                "named per record: raise it on the topic, or make the record smaller)")
+    if isinstance(error, kafka_errors.TopicAuthorizationFailedError):
+        return " (grant the application's principal WRITE and DESCRIBE on the topic)"
+    if isinstance(error, (kafka_errors.UnknownTopicOrPartitionError, kafka_errors.KafkaTimeoutError)):
+        return " (was the topic deleted? create it again, or check that its partitions have leaders)"
+    return ""
 
 
 class ProductionErrorHandler:
@@ -107,14 +124,17 @@ class ProductionErrorHandler:
         return self.refused(topic, partition, record, error)
 
     def refused(self, topic: str, partition: int, record: Produced, error: BaseException) -> Produced | None:
-        """Apply the policy to one record; returns the dead letter to send, if the policy says so."""
-        where = f"task {self.task_id}, output {topic}[{partition}]"
+        """Apply the policy to one record; returns the dead letter to send, if the policy says so.
+
+        ``partition`` is -1 for a record whose partition was not chosen yet (its topic's unknown).
+        """
+        where = f"task {self.task_id}, output {topic}" + (f"[{partition}]" if partition >= 0 else "")
         if self.policy == "fail" or topic in self.internal or topic == self.dead_letter_topic:
             self._count("failed", error)
             why = ("it is an internal topic, whose records are never skipped" if topic in self.internal
                    else "it is the dead-letter topic" if topic == self.dead_letter_topic
                    else "production_error_handler is fail; log_and_continue or dead_letter skip such records")
-            raise ProduceError(f"{where}: {error!r} ({why})") from error
+            raise ProduceError(f"{where}: {error!r}{refusal_hint(error)} ({why})") from error
         log.warning("skipping a record the broker %s (%s): %s", "refuses" if isinstance(error, RecordTooLargeError)
                     else "refused", where, error)
         self._count("dead_lettered" if self.policy == "dead_letter" else "skipped", error)

@@ -8,6 +8,10 @@ changelog offset with it. When the assignment makes a standby active here, the w
 takes its open stores over (``take``) and restores only the tail the standby had not
 read yet. Warm-ups (KIP-441) are standbys too; the assignor moves their task once they
 caught up.
+
+As in Kafka Streams, a standby's reads are updates, not restores: they feed neither the
+restore metrics nor the restore progress, but ``streamer_standby_records_total`` and
+``streamer_standby_lag_records`` per task and store, so an operator sees how warm each copy is.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from aiokafka.errors import KafkaError
 
 from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
-from streamer.runtime.clients import connection_options
+from streamer.runtime.clients import changelog_consumer
 from streamer.runtime.local_tasks import offset_sum, write_checkpoint
+from streamer.runtime.metrics import WorkerMetrics
 from streamer.runtime.task_assignment import TaskId
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores
@@ -40,17 +45,17 @@ class StandbyTasks:
 
     def __init__(self, config: StreamerConfig, subtopologies: Mapping[int, SubTopology],
                  open_stores: Callable[[SubTopology, int], TaskStores], root: Path,
-                 on_error: Callable[[BaseException], None]) -> None:
+                 on_error: Callable[[BaseException], None], metrics: WorkerMetrics) -> None:
         self.config = config
         self.subtopologies = subtopologies
         self.open_stores = open_stores
         self.root = root
         self.on_error = on_error
+        self.metrics = metrics
         #: task -> its open stores
         self.tasks: dict[TaskId, TaskStores] = {}
-        #: records written to standby stores since the worker started
-        self.records = 0
-        self._targets: dict[TopicPartition, tuple[TaskStores, str]] = {}
+        #: changelog partition -> (task id, its stores, the store's name)
+        self._targets: dict[TopicPartition, tuple[str, TaskStores, str]] = {}
         self._changed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -70,6 +75,7 @@ class StandbyTasks:
         """Hand a standby's open stores to the active task that replaces it (None: no standby of it here)."""
         stores = self.tasks.pop(task, None)
         if stores is not None:
+            self.metrics.forget_standby(task_id_of(*task), stores.changelogs)
             self._retarget()
         return stores
 
@@ -93,13 +99,14 @@ class StandbyTasks:
 
     def _close(self, task: TaskId) -> None:
         stores = self.tasks.pop(task)
+        self.metrics.forget_standby(task_id_of(*task), stores.changelogs)
         if self.config.state_store == "rocksdb":
             write_checkpoint(self.root / task_id_of(*task), stores)
         stores.close()
 
     def _retarget(self) -> None:
-        self._targets = {TopicPartition(topic, stores.partition): (stores, name)
-                         for stores in self.tasks.values() for name, topic in stores.changelogs.items()}
+        self._targets = {TopicPartition(topic, stores.partition): (task_id_of(*task), stores, name)
+                         for task, stores in self.tasks.items() for name, topic in stores.changelogs.items()}
         self._changed.set()
 
     async def _run(self) -> None:
@@ -113,13 +120,7 @@ class StandbyTasks:
 
     async def _follow(self) -> None:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(
-                client_id=f"{self.config.application_id}-standby",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed" if self.config.exactly_once else "read_uncommitted",
-                **connection_options(self.config),
-            )
+            consumer = changelog_consumer(self.config, "standby", read_ahead=False)
             await consumer.start()
             self._consumer = consumer
         consumer = self._consumer
@@ -128,7 +129,7 @@ class StandbyTasks:
                 self._changed.clear()
                 targets = dict(self._targets)
                 consumer.assign(list(targets))
-                for tp, (stores, name) in targets.items():  # from where each store is
+                for tp, (_, stores, name) in targets.items():  # from where each store is
                     consumer.seek(tp, stores[name].store.changelog_offset() or 0)
             if not self._targets:
                 await self._changed.wait()
@@ -137,6 +138,22 @@ class StandbyTasks:
             for tp, messages in batches.items():
                 target = self._targets.get(tp)  # a standby closed or taken over meanwhile is skipped
                 if target is not None and messages:
-                    stores, name = target
+                    task, stores, name = target
                     stores[name].store.restore_batch([(m.key, m.value) for m in messages], messages[-1].offset + 1)
-                    self.records += len(messages)
+                    self.metrics.standby_applied(task, name, len(messages))
+            await self._report_lags(consumer)
+
+    async def _report_lags(self, consumer: AIOKafkaConsumer) -> None:
+        """Set each standby store's lag from the log end (or last stable offset) its latest fetch told.
+
+        Counted from the fetch position, not the store's offset: under exactly-once the position
+        steps over the transaction markers, which a caught-up store's offset never reaches.
+        """
+        for tp, (task, _, name) in list(self._targets.items()):
+            end = consumer.last_stable_offset(tp) if self.config.exactly_once else consumer.highwater(tp)
+            if end is None or end < 0 or tp not in consumer.assignment():
+                continue  # not fetched yet, or assigned after this round began
+            position = await consumer.position(tp)
+            target = self._targets.get(tp)
+            if target is not None and target[0] == task:  # not closed or taken over while awaited
+                self.metrics.set_standby_lag(task, name, max(0, end - position))

@@ -9,11 +9,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
-from streamer.runtime.clients import connection_options
+from streamer.runtime.clients import changelog_consumer
 from streamer.runtime.restorer import Restorer
 from streamer.runtime.task_core import task_id_of
 from streamer.runtime.task_stores import TaskStores, open_task_stores
@@ -72,15 +72,7 @@ class StateManager:
 
     async def _start_restorer(self) -> Restorer:
         if self._restorer_instance is None:
-            consumer = AIOKafkaConsumer(
-                client_id=f"{self.config.application_id}-restore",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed" if self.config.exactly_once else "read_uncommitted",
-                max_partition_fetch_bytes=8 * 1_048_576,
-                fetch_max_bytes=32 * 1_048_576,
-                **connection_options(self.config),
-            )
+            consumer = changelog_consumer(self.config, "restore", read_ahead=True)
             await consumer.start()
             self._restorer_instance = Restorer(consumer, self.on_restored, self.on_restore_begin, self.log_progress)
         return self._restorer_instance

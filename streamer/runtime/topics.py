@@ -15,12 +15,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streamer.config import StreamerConfig
-from streamer.errors import MissingTopicError, TopicMismatchError
+from streamer.errors import MissingTopicError, TopicAuthorizationError, TopicMismatchError
 from streamer.topology.topology import RepartitionTopicSpec, Topology, internal_topic_name
 
 log = logging.getLogger("streamer.topics")
 
 _TOPIC_ALREADY_EXISTS = 36
+_TOPIC_AUTHORIZATION_FAILED = 29
 
 
 class TopicManager:
@@ -70,6 +71,7 @@ class TopicManager:
         missing = sorted({t for t in needed if t not in counts})
         if not missing:
             return
+        await self._raise_if_unauthorized(missing)
         if not self.config.auto_create_topics:
             raise MissingTopicError(
                 f"topic(s) {', '.join(missing)} do not exist at {self.config.bootstrap_servers}; create them "
@@ -78,6 +80,17 @@ class TopicManager:
         partitions = self.config.auto_create_partitions
         await self._create({t: (partitions, {}) for t in missing})
         counts.update({t: partitions for t in missing})
+
+    async def _raise_if_unauthorized(self, missing: list[str]) -> None:
+        """A listing of all topics leaves out those the principal may not describe: say so, not "do not exist"."""
+        described = await self.admin.describe_topics(missing)
+        hidden = sorted(t["topic"] for t in described if t["error_code"] == _TOPIC_AUTHORIZATION_FAILED)
+        if hidden:
+            raise TopicAuthorizationError(
+                f"not authorized to describe topic(s) {', '.join(hidden)} at {self.config.bootstrap_servers}: grant "
+                "the application's principal DESCRIBE and READ on the topics it reads, DESCRIBE and WRITE on "
+                "those it writes (kafka-acls.sh --add ...; see docs/configuration.md)"
+            )
 
     def _input_partitions(self, sub_id: int, counts: dict[str, int]) -> int:
         """Tasks of a sub-topology = partitions of its inputs, which must all agree.

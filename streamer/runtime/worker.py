@@ -433,7 +433,7 @@ class Worker:
         assert self.state is not None
         config = self.config
         self.standbys = StandbyTasks(config, {sub.id: sub for sub in self.topology.subtopologies}, self.state.open,
-                                     self.state.root, self._fail)
+                                     self.state.root, self._fail, self.metrics)
         sources: dict[int, list[str]] = {}
         for topic, sub in self._sub_of_topic.items():
             sources.setdefault(sub, []).append(topic)

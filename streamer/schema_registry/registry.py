@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from streamer.errors import DeserializationError, SchemaRegistryError, SerializationError
-from streamer.schema_registry.serdes import AvroSerde, JsonSchemaSerde
+from streamer.schema_registry.serdes import AvroSerde, JsonSchemaSerde, ProtobufSerde
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ def _confluent() -> Any:
         return importlib.import_module("confluent_kafka.schema_registry")
     except ImportError:
         raise SerializationError(
-            "the Schema Registry serdes need confluent-kafka, fastavro and jsonschema-rs: "
+            "the Schema Registry serdes need confluent-kafka, fastavro, jsonschema-rs and protobuf: "
             "pip install 'streamer[schema-registry]'"
         ) from None
 
@@ -119,3 +119,8 @@ class SchemaRegistry:
                     auto_register: bool = True, schema_id: int | None = None) -> JsonSchemaSerde:
         """A JSON Schema serde of this registry (see ``JsonSchemaSerde``)."""
         return JsonSchemaSerde(self, schema, subject=subject, auto_register=auto_register, schema_id=schema_id)
+
+    def protobuf(self, message_class: type[Any], *, subject: str | None = None, auto_register: bool = True,
+                 schema_id: int | None = None) -> ProtobufSerde:
+        """A Protobuf serde of this registry for one generated message class (see ``ProtobufSerde``)."""
+        return ProtobufSerde(self, message_class, subject=subject, auto_register=auto_register, schema_id=schema_id)

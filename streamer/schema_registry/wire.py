@@ -2,7 +2,7 @@
 
 Every client that speaks to a Confluent-compatible registry (Java's KafkaAvroSerializer,
 confluent-kafka, Apicurio's ccompat mode) frames records so; Protobuf adds message indexes
-after the id, which streamer does not write or read.
+at the start of the payload (``ProtobufSerde`` writes and reads them).
 """
 
 from __future__ import annotations
