@@ -241,7 +241,10 @@ class RocksDBStore(KeyValueStore):
         """Write ``entries`` to a sorted SST file and ingest it, then record the offset (and drops) in one batch.
 
         Ingestion comes first, so the recorded offset can only lag the data: see
-        ``streamer.state.sst_restore`` for why a crash in between is harmless.
+        ``streamer.state.sst_restore`` for why a crash in between is harmless. The offset is
+        flushed at once (one small file per ingested one): in the memtable it would die with
+        a kill -9 while the ingested data lives on, and the next restore would begin again
+        from the start of the changelog however much was loaded.
         """
         path = self.path.parent / f"{self.name}.restore-{next_offset}.sst"
         try:
@@ -254,6 +257,7 @@ class RocksDBStore(KeyValueStore):
         finally:
             remove_leftovers([path])
         self.write_batch((), next_offset, drop_ranges)
+        self.flush()
 
     def changelog_offset(self) -> int | None:
         return self._offset

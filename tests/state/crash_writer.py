@@ -5,6 +5,8 @@ record number, so a reopened store can check that its data and its offset agree.
 
     python crash_writer.py DIR kill         commit forever, print each offset; the parent kills us
     python crash_writer.py DIR exit-after-flush   flush mid-way, commit more, then os._exit
+    python crash_writer.py DIR wipe         commit and flush a few SST files, wipe, forever; the parent kills us
+    python crash_writer.py DIR bulk         bulk load (a restore from empty) forever; the parent kills us
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ def main(directory: Path, mode: str) -> None:
     if mode == "kill":
         while True:
             offset = commit_batch(cache, offset)
+            print(offset, flush=True)
+    if mode == "wipe":
+        while True:
+            for _ in range(8):  # a file each, so that deleting them takes a while
+                offset = commit_batch(cache, offset)
+                store.flush()
+            print(offset, flush=True)
+            store.wipe()
+            offset = 0
+    if mode == "bulk":
+        while True:
+            store.bulk_load({record_key(n): record_value(n) for n in range(offset, offset + BATCH)}, offset + BATCH)
+            offset += BATCH
             print(offset, flush=True)
     for _ in range(10):
         offset = commit_batch(cache, offset)
