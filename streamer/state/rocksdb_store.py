@@ -134,19 +134,21 @@ class RocksDBStore(KeyValueStore):
             raise StoreCorruptedError(f"RocksDB store {self.name} at {self.path} was found damaged while open: "
                                       f"{self._marker.read_text(errors='replace').strip()}")
         options = _options()
-        db: Rdict | None = None
+        handles: list[Rdict] = []
         try:
             db = Rdict(str(self.path), options, column_families={META_COLUMN_FAMILY: options})
+            handles.append(db)
             db.set_write_options(self._write_options)  # put/delete too: no write may outlive an older one
             meta = db.get_column_family(META_COLUMN_FAMILY)
+            handles.append(meta)
             stored = meta.get(_OFFSET_KEY)
             if stored is not None and len(stored) != 8:
                 raise StoreCorruptedError(f"RocksDB store {self.name} at {self.path} is damaged: its changelog "
                                           f"offset is {len(stored)} bytes, not 8")
         except Exception as error:
-            if db is not None:
+            for handle in handles:  # each keeps RocksDB open, so that it could not be deleted
                 with contextlib.suppress(Exception):  # the error at hand says more than a failed close
-                    db.close()
+                    handle.close()
             if isinstance(error, StoreCorruptedError):
                 raise
             raise self._open_error(error) from error
