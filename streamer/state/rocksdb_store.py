@@ -121,13 +121,14 @@ class RocksDBStore(KeyValueStore):
         self._marker = directory / (name + DAMAGED_SUFFIX)
         self._write_options = _write_options()
         self._closed = True
-        remove_leftovers(directory.glob(f"{name}.restore-*.sst"))  # a bulk load killed before its ingestion
         try:
             self._open()
         except StoreCorruptedError as error:
             log.warning("%s; deleting it and opening it empty, to be restored from its changelog", error)
             self._remove_files()
             self._open()
+        # Files of a bulk load killed before its ingestion; only now, as the lock says nobody else loads.
+        remove_leftovers(directory.glob(f"{name}.restore-*.sst"))
 
     def _open(self) -> None:
         if self._marker.exists():
