@@ -179,3 +179,18 @@ def test_unused_task_directories_go_in_one_step_and_leftovers_after_a_kill_too(t
     (tmp_path / "0_2.removing" / "a").mkdir(parents=True)  # a removal a kill -9 interrupted
     assert remove_unused(tmp_path, set(), delay_s=0) == [(0, 1)]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_is_written_only_once_what_it_claims_is_on_disk(tmp_path: Path) -> None:
+    """The WAL is off: a kill -9 loses the memtables, so the checkpoint waits for a flush."""
+    task_dir = tmp_path / "0_0"
+    task_dir.mkdir()
+    stores = _task_stores(task_dir)
+    stores["a"].store.write_batch([(b"x", b"1")], 5)
+    store = stores["a"].store
+    assert isinstance(store, RocksDBStore)
+    assert store._db.property_int_value("rocksdb.num-entries-active-mem-table") == 1
+    write_checkpoint(task_dir, stores)
+    assert store._db.property_int_value("rocksdb.num-entries-active-mem-table") == 0
+    assert store._meta.property_int_value("rocksdb.num-entries-active-mem-table") == 0
+    stores.close()
