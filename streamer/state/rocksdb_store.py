@@ -48,7 +48,7 @@ from rocksdict import (
 )
 
 from streamer.errors import StateStoreError, StoreCorruptedError, StoreLockedError
-from streamer.state.files import remove_dir, write_atomically
+from streamer.state.files import finish_removals, remove_dir, write_atomically
 from streamer.state.sst_restore import remove_leftovers, write_sst
 from streamer.state.store import Entry, KeyValueStore
 
@@ -127,8 +127,9 @@ class RocksDBStore(KeyValueStore):
             log.warning("%s; deleting it and opening it empty, to be restored from its changelog", error)
             self._remove_files()
             self._open()
-        # Files of a bulk load killed before its ingestion; only now, as the lock says nobody else loads.
+        # What a kill left of a bulk load or a removal; only now, as the lock says nobody else loads.
         remove_leftovers(directory.glob(f"{name}.restore-*.sst"))
+        finish_removals(directory)
 
     def _open(self) -> None:
         if self._marker.exists():
