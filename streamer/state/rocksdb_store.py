@@ -267,6 +267,9 @@ class RocksDBStore(KeyValueStore):
         return self._offset
 
     def flush(self) -> None:
+        """Persist the memtables; a closed store has (its close flushed), so a task released twice is fine."""
+        if self._closed:
+            return
         try:
             self._db.flush()
             self._meta.flush()

@@ -194,3 +194,14 @@ def test_a_checkpoint_is_written_only_once_what_it_claims_is_on_disk(tmp_path: P
     assert store._db.property_int_value("rocksdb.num-entries-active-mem-table") == 0
     assert store._meta.property_int_value("rocksdb.num-entries-active-mem-table") == 0
     stores.close()
+
+
+def test_a_checkpoint_of_stores_already_closed_is_written_from_what_their_close_flushed(tmp_path: Path) -> None:
+    """A task the worker releases twice (closed when fenced, then again at a revocation) must not fail."""
+    task_dir = tmp_path / "0_0"
+    task_dir.mkdir()
+    stores = _task_stores(task_dir)
+    stores["a"].store.write_batch([(b"x", b"1")], 5)
+    stores.close()
+    write_checkpoint(task_dir, stores)
+    assert checkpointed_offsets(tmp_path, {0}) == {(0, 0): 5}
