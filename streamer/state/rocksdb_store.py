@@ -163,8 +163,8 @@ class RocksDBStore(KeyValueStore):
         if _damaged(error):
             return StoreCorruptedError(f"{where} is damaged: {error}")
         if _locked(error):
-            return StoreLockedError(f"cannot open {where}: another process has it open ({error}). Is another worker "
-                                    "using the same state_dir? Give each worker on a machine its own --state-dir")
+            return StoreLockedError(f"cannot open {where}: it is open already ({error}). Is another worker using "
+                                    "the same state_dir? Give each worker on a machine its own --state-dir")
         return StateStoreError(f"cannot open {where}: {error}")
 
     def get(self, key: bytes) -> bytes | None:

@@ -109,7 +109,7 @@ def test_damage_found_while_open_fails_loudly_then_rebuilds_at_the_next_open(tmp
 def test_a_store_another_worker_holds_is_a_lock_error_and_is_not_deleted(tmp_path: Path) -> None:
     _filled(tmp_path)
     holder = open_store("rocksdb", tmp_path, "s")
-    with pytest.raises(StoreLockedError, match="another process has it open .*own --state-dir"):
+    with pytest.raises(StoreLockedError, match="it is open already .*own --state-dir"):
         open_store("rocksdb", tmp_path, "s")
     assert holder.changelog_offset() == 3 and holder.get(b"k000001") == b"v" * 100
     holder.close()
