@@ -65,6 +65,15 @@ class StateStoreError(StreamerError):
     """A state store could not be opened, read, written or restored."""
 
 
+class StoreCorruptedError(StateStoreError):
+    """A store's files are damaged or incomplete. The store is only a cache of its changelog, so it is
+    deleted and restored from it (when it is opened next) rather than repaired."""
+
+
+class StoreLockedError(StateStoreError):
+    """Another process has the store open: two workers share one state directory."""
+
+
 class ResetError(StreamerError):
     """An application reset cannot go ahead (its group still has members) or did not finish."""
 

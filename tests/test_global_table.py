@@ -174,3 +174,28 @@ def test_a_store_the_checkpoint_does_not_describe_is_rebuilt_from_the_start(tmp_
     memory = GlobalStore(_spec(), tmp_path, "memory")  # a memory store never matches a checkpoint
     assert memory.offsets == {}
     memory.close()
+
+
+@pytest.mark.parametrize("garbled", [b"", b"{\"generation\": 1, \"offs", b"[]", b"{\"generation\": 1}",
+                                     b"{\"generation\": \"x\", \"offsets\": {}}"])
+def test_an_unreadable_checkpoint_rebuilds_the_store_instead_of_failing_every_start(tmp_path: Path,
+                                                                                     garbled: bytes) -> None:
+    store = GlobalStore(_spec(), tmp_path, "rocksdb")
+    store.apply(0, _messages(0, 0, (b"a", b"1")))
+    store.checkpoint()
+    store.close()
+    (tmp_path / "items.checkpoint").write_bytes(garbled)
+    again = GlobalStore(_spec(), tmp_path, "rocksdb")
+    assert again.offsets == {} and again.reader.get(b"a") is None
+    again.close()
+
+
+def test_a_damaged_global_store_is_rebuilt_from_its_topic(tmp_path: Path) -> None:
+    store = GlobalStore(_spec(), tmp_path, "rocksdb")
+    store.apply(0, _messages(0, 0, (b"a", b"1")))
+    store.checkpoint()
+    store.close()
+    (tmp_path / "items" / "CURRENT").unlink()
+    again = GlobalStore(_spec(), tmp_path, "rocksdb")
+    assert again.offsets == {} and again.reader.get(b"a") is None
+    again.close()

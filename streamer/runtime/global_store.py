@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,6 +39,7 @@ from streamer.runtime.clients import changelog_consumer
 from streamer.runtime.restorer import FETCH_RECORDS, Restorer
 from streamer.runtime.store_views import StoreView
 from streamer.state import KeyValueStore, StoreKind, WriteCache, open_store
+from streamer.state.files import write_atomically
 from streamer.state.store import Entry
 from streamer.state.typed_store import TypedStore
 from streamer.topology.topology import GlobalStoreSpec
@@ -88,16 +88,17 @@ class GlobalStore:
     def _resume(self) -> int:
         """Offsets from the checkpoint if it describes this store; otherwise start empty."""
         stored = self.store.changelog_offset()
+        checkpoint: tuple[int, dict[int, int]] | None = None  # (generation, offsets)
         try:
-            checkpoint = json.loads(self._checkpoint_path.read_text())
+            read = json.loads(self._checkpoint_path.read_text())
+            checkpoint = int(read["generation"]), {int(p): int(o) for p, o in read["offsets"].items()}
         except FileNotFoundError:
-            checkpoint = None
-        except (OSError, ValueError) as error:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             log.warning("unreadable checkpoint %s (%r); rebuilding global store %s", self._checkpoint_path, error,
                         self.name)
-            checkpoint = None
-        if checkpoint is not None and stored is not None and stored >= checkpoint["generation"]:
-            self.offsets = {int(p): int(o) for p, o in checkpoint["offsets"].items()}
+        if checkpoint is not None and stored is not None and stored >= checkpoint[0]:
+            self.offsets = checkpoint[1]
             return stored
         if stored is not None or checkpoint is not None:
             log.info("global store %s does not match its checkpoint; reading %s from the start", self.name,
@@ -124,10 +125,8 @@ class GlobalStore:
         self.store.write_batch((), self._generation)
         self.store.flush()
         self._checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._checkpoint_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"generation": self._generation,
-                                         "offsets": {str(p): o for p, o in sorted(self.offsets.items())}}))
-        os.replace(temporary, self._checkpoint_path)
+        write_atomically(self._checkpoint_path, json.dumps({
+            "generation": self._generation, "offsets": {str(p): o for p, o in sorted(self.offsets.items())}}).encode())
         self.unchecked = 0
 
     def wipe(self) -> None:
@@ -178,8 +177,8 @@ class GlobalUpdater:
                 self.stores[spec.name] = GlobalStore(spec, directory, config.state_store)
         except Exception as error:
             self._close_stores()
-            raise StateStoreError(f"cannot open the global stores in {directory}: {error}. Is another worker "
-                                  "using the same state_dir? Give each worker its own --state-dir") from error
+            kind = type(error) if isinstance(error, StateStoreError) else StateStoreError  # a lock stays a lock
+            raise kind(f"cannot open the global stores in {directory}: {error}") from error
         self._by_topic = {store.spec.topic: store for store in self.stores.values()}
         self.partitions = [TopicPartition(topic, p) for topic in sorted(self._by_topic)
                            for p in range(partition_counts[topic])]

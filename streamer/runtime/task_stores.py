@@ -30,10 +30,8 @@ def open_task_stores(subtopology: SubTopology, partition: int, directory: Path, 
     except Exception as error:
         for cache in caches.values():
             cache.store.close()
-        raise StateStoreError(
-            f"cannot open store {spec.name} in {directory}: {error}. Is another worker using the "
-            "same state_dir? Give each worker on a machine its own --state-dir"
-        ) from error
+        kind = type(error) if isinstance(error, StateStoreError) else StateStoreError  # a lock stays a lock
+        raise kind(f"cannot open store {spec.name} in {directory}: {error}") from error
     changelogs = {spec.name: spec.changelog_topic(application_id) for spec in subtopology.stores if spec.logged}
     return TaskStores(partition, caches, changelogs)
 
@@ -91,6 +89,11 @@ class TaskStores:
         self._written.clear()
         for cache in self.caches.values():
             cache.discard()
+
+    def flush(self) -> None:
+        """Make what the stores hold survive a kill -9 (before a checkpoint says so)."""
+        for cache in self.caches.values():
+            cache.store.flush()
 
     def close(self) -> None:
         for cache in self.caches.values():

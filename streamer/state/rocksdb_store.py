@@ -16,11 +16,20 @@ ahead of the data it describes. Three things guarantee it:
 
 A separate column family (rather than a reserved key) keeps the offset out of scans
 and counts without touching user keys on the hot path.
+
+A store is only a cache of its changelog, so one whose files RocksDB finds damaged or
+missing (at open, or later, in a read or a background compaction: the store then gets a
+``<name>.damaged`` marker beside it) is deleted and opened empty, with a WARNING, and
+the restore rebuilds it; a second failure, and every other RocksDB error (a full disk,
+a permission, another process holding the store's lock), is raised. Deleting is one
+rename (``streamer.state.files``): a kill in the middle of RocksDB's own file-by-file
+delete left a store that no longer opens, the cause of a worker exiting at every restart.
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -38,13 +47,18 @@ from rocksdict import (
     WriteOptions,
 )
 
-from streamer.errors import StateStoreError
+from streamer.errors import StateStoreError, StoreCorruptedError, StoreLockedError
+from streamer.state.files import finish_removals, remove_dir, write_atomically
 from streamer.state.sst_restore import remove_leftovers, write_sst
 from streamer.state.store import Entry, KeyValueStore
 
 #: Column family of the bookkeeping; the default column family holds only user data.
 META_COLUMN_FAMILY = "streamer_meta"
 _OFFSET_KEY = b"changelog_offset"
+#: Beside a store RocksDB found damaged while it was open: its next open rebuilds it.
+DAMAGED_SUFFIX = ".damaged"
+
+log = logging.getLogger("streamer.state")
 
 #: Per-store memtable size: small enough for many tasks per worker, big enough for long restores.
 _WRITE_BUFFER_BYTES = 16 * 1024 * 1024
@@ -77,6 +91,18 @@ def _options() -> Options:
     return options
 
 
+def _damaged(error: Exception) -> bool:
+    """RocksDB's words for damaged or missing files, unlike a full disk, a permission or a lock."""
+    text = str(error)
+    return text.startswith("Corruption:") or text.startswith("IO error: No such file or directory")
+
+
+def _locked(error: Exception) -> bool:
+    """RocksDB's words for a store another process (or a live instance in this one) has open."""
+    text = str(error)
+    return text.startswith("IO error:") and ("While lock file" in text or "lock hold by current process" in text)
+
+
 def _write_options() -> WriteOptions:
     options = WriteOptions()
     options.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
@@ -84,25 +110,62 @@ def _write_options() -> WriteOptions:
 
 
 class RocksDBStore(KeyValueStore):
-    """A store in ``<directory>/<name>``; raises StateStoreError for every RocksDB failure."""
+    """A store in ``<directory>/<name>``; raises StateStoreError for every RocksDB failure.
+
+    A damaged store is rebuilt empty once at open (see the module docstring).
+    """
 
     def __init__(self, directory: Path, name: str) -> None:
         self.name = name
         self.path = directory / name
+        self._marker = directory / (name + DAMAGED_SUFFIX)
         self._write_options = _write_options()
-        self._open()
+        self._closed = True
+        try:
+            self._open()
+        except StoreCorruptedError as error:
+            log.warning("%s; deleting it and opening it empty, to be restored from its changelog", error)
+            self._remove_files()
+            self._open()
+        # What a kill left of a bulk load or a removal; only now, as the lock says nobody else loads.
+        remove_leftovers(directory.glob(f"{name}.restore-*.sst"))
+        finish_removals(directory)
 
     def _open(self) -> None:
+        if self._marker.exists():
+            raise StoreCorruptedError(f"RocksDB store {self.name} at {self.path} was found damaged while open: "
+                                      f"{self._marker.read_text(errors='replace').strip()}")
         options = _options()
+        handles: list[Rdict] = []
         try:
-            self._db = Rdict(str(self.path), options, column_families={META_COLUMN_FAMILY: options})
-            self._db.set_write_options(self._write_options)  # put/delete too: no write may outlive an older one
-            self._meta = self._db.get_column_family(META_COLUMN_FAMILY)
-            stored = self._meta.get(_OFFSET_KEY)
+            db = Rdict(str(self.path), options, column_families={META_COLUMN_FAMILY: options})
+            handles.append(db)
+            db.set_write_options(self._write_options)  # put/delete too: no write may outlive an older one
+            meta = db.get_column_family(META_COLUMN_FAMILY)
+            handles.append(meta)
+            stored = meta.get(_OFFSET_KEY)
+            if stored is not None and len(stored) != 8:
+                raise StoreCorruptedError(f"RocksDB store {self.name} at {self.path} is damaged: its changelog "
+                                          f"offset is {len(stored)} bytes, not 8")
         except Exception as error:
-            raise StateStoreError(f"cannot open RocksDB store {self.name} at {self.path}: {error}") from error
+            for handle in handles:  # each keeps RocksDB open, so that it could not be deleted
+                with contextlib.suppress(Exception):  # the error at hand says more than a failed close
+                    handle.close()
+            if isinstance(error, StoreCorruptedError):
+                raise
+            raise self._open_error(error) from error
+        self._db, self._meta = db, meta
         self._offset: int | None = None if stored is None else int.from_bytes(stored, "big")
         self._closed = False
+
+    def _open_error(self, error: Exception) -> StateStoreError:
+        where = f"RocksDB store {self.name} at {self.path}"
+        if _damaged(error):
+            return StoreCorruptedError(f"{where} is damaged: {error}")
+        if _locked(error):
+            return StoreLockedError(f"cannot open {where}: it is open already ({error}). Is another worker using "
+                                    "the same state_dir? Give each worker on a machine its own --state-dir")
+        return StateStoreError(f"cannot open {where}: {error}")
 
     def get(self, key: bytes) -> bytes | None:
         try:
@@ -182,7 +245,10 @@ class RocksDBStore(KeyValueStore):
         """Write ``entries`` to a sorted SST file and ingest it, then record the offset (and drops) in one batch.
 
         Ingestion comes first, so the recorded offset can only lag the data: see
-        ``streamer.state.sst_restore`` for why a crash in between is harmless.
+        ``streamer.state.sst_restore`` for why a crash in between is harmless. The offset is
+        flushed at once (one small file per ingested one): in the memtable it would die with
+        a kill -9 while the ingested data lives on, and the next restore would begin again
+        from the start of the changelog however much was loaded.
         """
         path = self.path.parent / f"{self.name}.restore-{next_offset}.sst"
         try:
@@ -195,11 +261,15 @@ class RocksDBStore(KeyValueStore):
         finally:
             remove_leftovers([path])
         self.write_batch((), next_offset, drop_ranges)
+        self.flush()
 
     def changelog_offset(self) -> int | None:
         return self._offset
 
     def flush(self) -> None:
+        """Persist the memtables; a closed store has (its close flushed), so a task released twice is fine."""
+        if self._closed:
+            return
         try:
             self._db.flush()
             self._meta.flush()
@@ -221,26 +291,41 @@ class RocksDBStore(KeyValueStore):
             raise self._error("close", failures[0]) from failures[0]
 
     def wipe(self) -> None:
-        self._delete_files()
+        self.close()
+        self._remove_files()
         self._open()
 
     def destroy(self) -> None:
-        self._delete_files()
-        shutil.rmtree(self.path, ignore_errors=True)
-
-    def _delete_files(self) -> None:
         self.close()
+        self._remove_files()
+
+    def _remove_files(self) -> None:
+        """Delete the store's directory in one step, then its damage marker (a crash in between: deleted again)."""
+        self._check_released()
+        remove_dir(self.path)
+        self._marker.unlink(missing_ok=True)
+
+    def _check_released(self) -> None:
+        """Refuse while RocksDB still has the store open after ``close`` (an iterator over it is alive): that
+        instance would go on writing files into the new store at the same path."""
+        probe = _options()
+        probe.create_if_missing(False)
         try:
-            Rdict.destroy(str(self.path), _options())
-        except Exception as error:
-            raise StateStoreError(
-                f"cannot delete RocksDB store {self.name} at {self.path}: {error}. "
-                "Is an iterator over it still open?"
-            ) from error
+            Rdict(str(self.path), probe, column_families={META_COLUMN_FAMILY: probe}).close()
+        except Exception as error:  # missing or damaged: nobody has it open
+            if _locked(error):
+                raise StateStoreError(f"cannot delete RocksDB store {self.name} at {self.path}: {error}. "
+                                      "Is an iterator over it still open?") from error
 
     def _error(self, action: str, error: Exception) -> StateStoreError:
-        state = " (it is closed)" if self._closed else ""
-        return StateStoreError(f"cannot {action} RocksDB store {self.name} at {self.path}{state}: {error}")
+        """The error to raise for a failed operation; a damaged store is marked, so its next open rebuilds it."""
+        where = f"RocksDB store {self.name} at {self.path}{' (it is closed)' if self._closed else ''}"
+        if not _damaged(error):
+            return StateStoreError(f"cannot {action} {where}: {error}")
+        with contextlib.suppress(OSError):  # a disk that takes no marker fails the open itself
+            write_atomically(self._marker, f"cannot {action} it: {error}".encode())
+        return StoreCorruptedError(f"cannot {action} {where}: it is damaged ({error}); it is deleted and "
+                                   "restored from its changelog when it is opened next")
 
 
 def _raw(items: object) -> Iterator[tuple[bytes, bytes]]:

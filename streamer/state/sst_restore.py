@@ -15,10 +15,10 @@ file, so a key deleted after an earlier file put it is deleted once both are in.
 
 Exactly-once is unchanged: a store's recorded changelog offset never claims data it
 lacks. The file is ingested first (durable at once: RocksDB records it in its
-manifest), and only then is the offset it reaches written (with the WAL off, durable at
-the next flush). A crash in between, or before that flush, leaves data *newer* than the
-recorded offset, never older. The next restore then replays the changelog from the
-recorded offset (or from the start, if none reached the disk) over that data, which is
+manifest), and only then is the offset it reaches written and flushed. A crash in
+between leaves data *newer* than the recorded offset, never older. The next restore
+then replays the changelog from the recorded offset (or from the start, if none was
+recorded yet) over that data, which is
 idempotent for a changelog: every key written after the recorded offset is written
 again by the replay, last value last, and every other key already holds its value as
 of that offset. The result is the store a clean restore builds.
