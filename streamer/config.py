@@ -44,7 +44,7 @@ class StreamerConfig:
     state_dir: str = "/tmp/streamer-state"
     #: Where stores keep their data: "rocksdb" on disk, or "memory" (rebuilt from the changelog at every start).
     state_store: StoreKind = "rocksdb"
-    #: Most records one fetch hands to tasks.
+    #: Most records one fetch hands to tasks, and one pass of a task takes from its queue.
     max_poll_records: int = 10_000
     #: Pause a partition's fetching while its task has this many records queued.
     max_buffered_records: int = 50_000
