@@ -86,8 +86,21 @@ class Streamer(Contender):
 
     name = "streamer"
 
+    def __init__(self, v2: bool = False) -> None:
+        super().__init__()
+        #: exactly-once as ``exactly_once_v2`` (one transaction per worker, as Kafka Streams' contender runs);
+        #: its own contender, ``streamer-v2``
+        self.v2 = v2
+        if v2:
+            self.name = "streamer-v2"
+            self.guarantees = ("exactly_once",)  # at-least-once is the same as streamer's
+
     def prepare(self) -> None:
         self.version = metadata.version("streamer")
+
+    @property
+    def label(self) -> str:
+        return super().label + (" (exactly_once_v2)" if self.v2 else "")
 
     def why_not(self, workload: str) -> str | None:
         return _streamer_cannot_build(workload)
@@ -99,7 +112,7 @@ class Streamer(Contender):
             "run", f"benchmarks.contenders.streamer_app:{_entry_point(spec.workload)}",
             "--bootstrap-servers", spec.bootstrap,
             "--application-id", spec.app_id,
-            "--processing-guarantee", spec.guarantee,
+            "--processing-guarantee", "exactly_once_v2" if self.v2 and spec.exactly_once else spec.guarantee,
             "--state-dir", spec.state_dir,
             "--commit-interval-ms", str(spec.commit_interval_ms),
             "--log-level", "WARNING",
@@ -198,6 +211,7 @@ def lineup(kafka_streams_version: str | None = None) -> dict[str, Contender]:
     contenders: list[Contender] = [
         Ceiling(),
         Streamer(),
+        Streamer(v2=True),
         PythonPeer("quix", QUIX_REQUIREMENTS, "benchmarks.contenders.quix_app"),
         PythonPeer("faust", FAUST_REQUIREMENTS, "benchmarks.contenders.faust_app",
                    ("worker", "--loglevel", "warn"), FAUST_LACKS),

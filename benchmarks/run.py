@@ -1,7 +1,7 @@
 """Throughput of streamer against the aiokafka ceiling and its peers, in one run.
 
     .venv/bin/python -m benchmarks.run [--records N] [--partitions P] [--keys K] [--runs R]
-        [--contenders ceiling,streamer,quix,faust,kafka-streams]
+        [--contenders ceiling,streamer,streamer-v2,quix,faust,kafka-streams]
         [--workloads stateless,count,windowed-update,windowed-close,enrich]
         [--guarantees at_least_once,exactly_once] [--json out.json] [--bootstrap HOST:PORT]
 

@@ -44,12 +44,15 @@ class StreamerConfig:
     state_dir: str = "/tmp/streamer-state"
     #: Where stores keep their data: "rocksdb" on disk, or "memory" (rebuilt from the changelog at every start).
     state_store: StoreKind = "rocksdb"
-    #: Most records one fetch hands to tasks.
+    #: Most records one fetch hands to tasks, and one pass of a task takes from its queue.
     max_poll_records: int = 10_000
     #: Pause a partition's fetching while its task has this many records queued.
     max_buffered_records: int = 50_000
     #: Largest produce batch per partition; larger batches mean fewer requests.
     max_batch_bytes: int = 1_000_000
+    #: How long the producer holds a task's output batch before sending it, so that batches of
+    #: several partitions go in one request (Kafka's linger.ms); every output waits this long at least.
+    linger_ms: int = 5
     #: Commit early when a task's write caches hold this many dirty entries.
     max_dirty_entries: int = 100_000
     #: A task reading several partitions waits this long (wall clock) for an empty partition that
@@ -131,7 +134,7 @@ class StreamerConfig:
             raise ConfigError("group_instance_id in client_options would reach the producers and the admin client, "
                               "which reject it; use the group_instance_id setting (--set group_instance_id=NAME)")
         for name in ("num_standby_replicas", "acceptable_recovery_lag", "probing_rebalance_interval_ms",
-                     "state_cleanup_delay_ms"):
+                     "state_cleanup_delay_ms", "linger_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if self.max_warmup_replicas < 1:

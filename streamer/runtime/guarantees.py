@@ -40,6 +40,7 @@ from streamer.runtime.transactions import (
     FENCING_ERRORS,
     abort_quietly,
     commit_transaction,
+    producer_options,
     start_task_producer,
 )
 from streamer.runtime.txn_offsets import (
@@ -130,19 +131,13 @@ async def commit_as_free(tasks: list[StreamTask], timeout: float,
     return list(waiting.values())
 
 
-def _producer_options(config: StreamerConfig) -> dict[str, object]:
-    """Batch and acknowledgement settings every producer of a worker shares."""
-    return dict(acks="all", enable_idempotence=True, max_batch_size=config.max_batch_bytes,
-                max_request_size=max(config.max_batch_bytes, 1_048_576), linger_ms=5,
-                **connection_options(config))
-
-
 class AtLeastOnce(CommitPath):
     """One shared idempotent producer; outputs before offsets before state."""
 
     def __init__(self, config: StreamerConfig) -> None:
         super().__init__(config)
-        self.producer = AIOKafkaProducer(client_id=f"{config.application_id}-producer", **_producer_options(config))
+        self.producer = AIOKafkaProducer(client_id=f"{config.application_id}-producer",
+                                         **producer_options(config, connection_options(config)))
 
     async def start(self, consumer: AIOKafkaConsumer) -> None:
         await super().start(consumer)
@@ -284,7 +279,7 @@ class ExactlyOnceV2(CommitPath):
         producer = AIOKafkaProducer(client_id=f"{self.config.application_id}-producer",
                                     transactional_id=self.transactional_id,
                                     transaction_timeout_ms=self.transaction_timeout_ms,
-                                    **_producer_options(self.config))
+                                    **producer_options(self.config, connection_options(self.config)))
         await producer.start()
         await producer.begin_transaction()
         return producer

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,13 +124,30 @@ class StreamTask(TaskCore[RecordCollector]):
             return chosen is not None
         if not self._queue:
             return False
-        tp, messages = self._queue.popleft()
+        tp, messages = self._take_queued()
         self._buffered[tp] -= len(messages)
         await self.process(tp.topic, tp.partition, messages)
         self.consumed[tp] = messages[-1].offset + 1
         if self.metrics is not None:
             self.metrics.consumed(tp.topic, tp.partition, len(messages))
         return True
+
+    def _take_queued(self) -> tuple[TopicPartition, list[Any]]:
+        """The partition's queued fetches as one batch of at most ``max_poll_records`` (more if the first is larger).
+
+        Fetches arrive far more often than a pass ends (each pass waits for its output batch
+        to be taken by the producer), so a pass per fetch would leave the queue growing by
+        seconds at a steady rate; one pass for all of them keeps the wait within a pass.
+        """
+        tp, messages = self._queue.popleft()
+        if not self._queue:
+            return tp, messages
+        parts, count, limit = [messages], len(messages), self.config.max_poll_records
+        while self._queue and self._queue[0][0] == tp and count + len(self._queue[0][1]) <= limit:
+            more = self._queue.popleft()[1]
+            parts.append(more)
+            count += len(more)
+        return tp, list(itertools.chain.from_iterable(parts)) if len(parts) > 1 else messages
 
     async def _wait_for_work(self) -> None:
         due = [d for d in (self.punctuation.next_due(PunctuationType.WALL_CLOCK_TIME),

@@ -46,6 +46,8 @@ log = logging.getLogger("streamer.worker")
 
 #: A task whose transaction fails this many times in a row stops the worker.
 MAX_RECOVERIES = 5
+#: Longest the poll loop waits for records before it looks at commits, lags and heartbeats again.
+POLL_TIMEOUT_MS = 100
 #: How often the poll loop refreshes the consumer lag gauges.
 LAG_METRICS_INTERVAL_S = 1.0
 #: How often a worker still waiting for its first assignment says so.
@@ -277,7 +279,11 @@ class Worker:
         assert self.consumer is not None
         while not self._stopping.is_set():
             self.heartbeat.beat()
-            batches = await self.consumer.getmany(timeout_ms=100, max_records=self.config.max_poll_records)
+            # A fetch returns as soon as records come; with none, wait no later than the next commit is due
+            # (not while one runs: that would spin).
+            wait_ms = POLL_TIMEOUT_MS if self._committing is not None else \
+                min(POLL_TIMEOUT_MS, max(0, int((next_commit - time.monotonic()) * 1000)))
+            batches = await self.consumer.getmany(timeout_ms=wait_ms, max_records=self.config.max_poll_records)
             for tp, messages in batches.items():
                 task = self._task_of.get(tp)
                 if task is not None:
