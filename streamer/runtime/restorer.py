@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streamer.errors import StateStoreError
+from streamer.runtime.log_ends import high_watermarks
 from streamer.state.sst_restore import SST_TARGET_BYTES, RestoreBuffer
 from streamer.state.store import Entry
 
@@ -102,7 +103,7 @@ class Restorer:
         """Bring each store up to the end of its changelog partition."""
         if not targets:
             return
-        ends = await self.consumer.end_offsets(list(targets))
+        ends = await high_watermarks(self.consumer, targets)  # not the last stable offsets: see log_ends
         remaining: set[TopicPartition] = set()
         for tp, cache in targets.items():
             offset = cache.store.changelog_offset()
