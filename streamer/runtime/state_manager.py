@@ -76,9 +76,8 @@ class StateManager:
                 client_id=f"{self.config.application_id}-restore",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # the isolation of the restorer's end offsets and of its own fetches (ChangelogReader)
                 isolation_level="read_committed" if self.config.exactly_once else "read_uncommitted",
-                max_partition_fetch_bytes=8 * 1_048_576,
-                fetch_max_bytes=32 * 1_048_576,
                 **connection_options(self.config),
             )
             await consumer.start()
