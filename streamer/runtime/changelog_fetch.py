@@ -4,8 +4,10 @@ Restoring spends most of its time turning fetched bytes into records. The consum
 fetcher builds a ``ConsumerRecord`` in Python for every record (and runs a generator
 step for each); a restore needs only keys, values and the offset it reaches. This
 reader sends FetchRequests through the restore consumer's client (its connections,
-metadata and negotiated versions) and walks each record batch with aiokafka's batch
-readers (C when built), taking ``(key, value)`` pairs a batch at a time.
+metadata and negotiated versions), frames and checks each record batch with aiokafka's
+batch readers, and takes its ``(key, value)`` pairs a batch at a time: in C
+(``streamer/_native/records.c``) for uncompressed batches, else through aiokafka's
+record iteration.
 
 Read-committed is kept as the Kafka consumer keeps it: control batches are never
 records; under ``read_committed`` the broker sends up to the last stable offset and
@@ -23,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -34,6 +37,19 @@ from aiokafka.record.memory_records import MemoryRecords
 
 from streamer.errors import StateStoreError
 from streamer.state.store import Entry
+
+_NativeEntries = Callable[[bytes, int, int, int], list[tuple[bytes | None, bytes | None]]]
+
+
+def _compiled() -> _NativeEntries | None:
+    try:
+        import streamer._native.records as native
+    except ImportError:  # installed without a C compiler: aiokafka's reader takes every batch
+        return None
+    return native.entries
+
+
+_native_entries = _compiled()
 
 log = logging.getLogger("streamer.restore")
 
@@ -50,6 +66,11 @@ _READ_UNCOMMITTED, _READ_COMMITTED = 0, 1
 _ABORT_MARKER = 0
 #: Fetch v4 brought isolation levels and the aborted transactions list.
 _FIRST_TRANSACTIONAL_FETCH = 4
+#: A batch's framing: base offset (int64), then the length (int32) of the rest.
+_BATCH_LENGTH = struct.Struct(">i")
+_LOG_OVERHEAD = 12
+#: Format v2: the record count (int32) ends the batch header; the records follow.
+_V2_COUNT_AT, _V2_HEADER = 57, 61
 
 
 @dataclass(slots=True)
@@ -144,7 +165,7 @@ class ChangelogReader:
                     await self._fetch_failed(tp, error_code)
                     continue
                 aborted = rest[2] if response.API_VERSION >= 11 else rest[-2] if len(rest) > 1 else None
-                result = self._decode(tp, state, MemoryRecords(rest[-1]), aborted)
+                result = self._decode(tp, state, rest[-1], aborted)
                 if result is not None:
                     fetched.append(result)
         return fetched
@@ -163,16 +184,19 @@ class ChangelogReader:
         else:
             raise StateStoreError(f"restore fetch of {tp} failed: {error.__name__}")
 
-    def _decode(self, tp: TopicPartition, state: _Partition, records: Any,
+    def _decode(self, tp: TopicPartition, state: _Partition, data: bytes,
                 aborted: Iterable[tuple[int, int]] | None) -> ChangelogFetch | None:
         """The records of one partition's response; moves its position to the end of the last batch read."""
         position, end = state.position, state.end
+        records = MemoryRecords(data)
+        cursor = 0  # where the batch ``records`` returns next starts in ``data``
         pending = sorted(aborted or (), key=lambda transaction: transaction[1])
         open_aborts: set[int] = set()
         entries: list[Entry] = []
         read = False
         while position < end and records.has_next():
             batch = records.next_batch()
+            start, cursor = cursor, cursor + _LOG_OVERHEAD + _BATCH_LENGTH.unpack_from(data, cursor + 8)[0]
             if batch.next_offset <= position:
                 continue
             read = True
@@ -187,7 +211,7 @@ class ChangelogReader:
                     open_aborts.discard(batch.producer_id)
             elif not (self._read_committed and batch.is_transactional and batch.producer_id in open_aborts):
                 if batch.base_offset >= position and batch.next_offset <= end:
-                    entries += [(record.key, record.value) for record in batch]
+                    entries += _batch_entries(batch, data, start, cursor)
                 else:  # the fetch began inside this batch, or the end offset falls inside it
                     entries += [(record.key, record.value) for record in batch if position <= record.offset < end]
             position = min(batch.next_offset, end)
@@ -195,6 +219,18 @@ class ChangelogReader:
             return None  # once its partition comes first in a request)
         state.position = position
         return ChangelogFetch(tp, entries, position)
+
+
+def _batch_entries(batch: Any, data: bytes, start: int, stop: int) -> list[Entry]:
+    """All (key, value) of the batch in ``data[start:stop]``: in C when it is uncompressed and of format v2.
+
+    Typed as entries: a changelog's records have keys; records without (global topics) are
+    skipped by the global store's writer.
+    """
+    if _native_entries is not None and batch.magic == 2 and batch.compression_type == 0:
+        count: int = _BATCH_LENGTH.unpack_from(data, start + _V2_COUNT_AT)[0]
+        return cast(list[Entry], _native_entries(data, start + _V2_HEADER, stop, count))
+    return [(record.key, record.value) for record in batch]
 
 
 def _control_type(batch: Any) -> int:
