@@ -79,8 +79,7 @@ async def fill(bootstrap: str, topic: str, records: int, partitions: int, shuffl
 
 async def restore_once(bootstrap: str, targets: dict[TopicPartition, WriteCache]) -> tuple[float, float]:
     """Seconds and CPU seconds the Restorer takes to bring ``targets`` to their changelogs' ends."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1_048_576, fetch_max_bytes=32 * 1_048_576)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     restorer = Restorer(consumer, log_progress=False)
     try:

@@ -18,14 +18,15 @@ Row = tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, int]
 
 
 async def produce(bootstrap: str, topic: str, records: Sequence[Row], *, acks: int | str = "all",
-                  linger_ms: int = 0) -> None:
+                  linger_ms: int = 0, max_batch_size: int = 16384) -> None:
     """Write ``records`` — ``(key, value)`` or ``(key, value, partition)`` — with create_batch/send_batch.
 
     Rows without a partition go where Kafka's default partitioner puts their key (murmur2);
     rows with a None key are spread round-robin. Order is kept within each partition.
     """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=acks, linger_ms=linger_ms,
-                                enable_idempotence=acks == "all", request_timeout_ms=30000)
+                                enable_idempotence=acks == "all", request_timeout_ms=30000,
+                                max_batch_size=max_batch_size)
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))

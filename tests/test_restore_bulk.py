@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streamer.runtime import changelog_fetch
 from streamer.runtime import restorer as restorer_module
 from streamer.runtime.restorer import Restorer
 from streamer.state import KeyValueStore, WriteCache, open_layout
@@ -81,7 +82,7 @@ async def restore(bootstrap: str, stores: Stores) -> tuple[dict[int, int], int]:
 
 @pytest.fixture
 def small_buffers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Fetches of 50 records, bulk loads every ~4 KB: a restore writes many SST files; yields each one's size."""
+    """Fetches of about one 1 KB batch, bulk loads every ~4 KB: many SST files per restore; yields each one's size."""
     loads: list[int] = []
     original = RocksDBStore.bulk_load
 
@@ -89,7 +90,7 @@ def small_buffers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         loads.append(len(entries))  # type: ignore[arg-type]
         original(self, entries, next_offset, drop_ranges)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(restorer_module, "FETCH_RECORDS", 50)
+    monkeypatch.setattr(changelog_fetch, "PARTITION_FETCH_BYTES", 1024)
     monkeypatch.setattr(restorer_module, "SST_TARGET_BYTES", 4096)
     monkeypatch.setattr(restorer_module, "RESTORE_BUFFER_BYTES", 6000)
     monkeypatch.setattr(RocksDBStore, "bulk_load", counted)
@@ -101,7 +102,7 @@ async def test_restore_from_empty_bulk_loads_what_write_batches_restore(
         kafka_bootstrap: str, new_topic, tmp_path: Path, small_buffers: list[int], layout: str) -> None:
     topic = await new_topic("bulk-restore-changelog", partitions=PARTITIONS, config={"cleanup.policy": "compact"})
     records = rows(layout, 2000, seed=3)
-    await produce(kafka_bootstrap, topic, records)
+    await produce(kafka_bootstrap, topic, records, max_batch_size=1024)
 
     empty = Stores(tmp_path / "empty", layout, topic)
     existing = Stores(tmp_path / "existing", layout, topic)
@@ -127,11 +128,11 @@ async def test_restore_stopped_midway_then_resumed_ends_as_one_restore(
         kafka_bootstrap: str, new_topic, tmp_path: Path, small_buffers: list[int]) -> None:
     topic = await new_topic("bulk-resume-changelog", partitions=PARTITIONS, config={"cleanup.policy": "compact"})
     records = rows("key_value", 1600, seed=5)
-    await produce(kafka_bootstrap, topic, records[:900])
+    await produce(kafka_bootstrap, topic, records[:900], max_batch_size=1024)
     part = Stores(tmp_path / "part", "key_value", topic)
     await restore(kafka_bootstrap, part)  # from empty: bulk loaded up to the first 900 records
     part.close()
-    await produce(kafka_bootstrap, topic, records[900:])
+    await produce(kafka_bootstrap, topic, records[900:], max_batch_size=1024)
 
     resumed = Stores(tmp_path / "part", "key_value", topic)
     whole = Stores(tmp_path / "whole", "key_value", topic)

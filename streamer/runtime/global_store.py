@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
 from streamer.runtime.clients import changelog_consumer
-from streamer.runtime.restorer import FETCH_RECORDS, Restorer
+from streamer.runtime.restorer import Restorer
 from streamer.runtime.store_views import StoreView
 from streamer.state import KeyValueStore, StoreKind, WriteCache, open_store
 from streamer.state.files import write_atomically
@@ -46,6 +46,8 @@ from streamer.topology.topology import GlobalStoreSpec
 
 log = logging.getLogger("streamer.global")
 
+#: Most records of one fetch the updater applies at once while it follows its topics.
+FETCH_RECORDS = 100_000
 #: Checkpoint after this many applied records (and at most once per commit interval), and at close.
 CHECKPOINT_RECORDS = 10_000
 

@@ -1,8 +1,9 @@
 """Restores stores from their changelogs: one consumer, one loop, all restoring partitions at once.
 
 Tasks register their changelog partitions and wait; the loop reads large fetches of
-every registered partition and releases a task once all its partitions reached the end
-offsets taken at registration. A task closed mid-restore simply deregisters. Errors and
+every registered partition (``ChangelogReader``: its own FetchRequests, keys and values
+without a ConsumerRecord each) and releases a task once all its partitions reached the
+end offsets taken at registration. A task closed mid-restore simply deregisters. Errors and
 stalls fail every waiting task loudly instead of leaving it hanging.
 
 Two ways to write: a store that already has data (it has a changelog offset of its own)
@@ -25,9 +26,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamer.errors import StateStoreError
+from streamer.runtime.changelog_fetch import ChangelogReader
 from streamer.runtime.log_ends import high_watermarks
 from streamer.state.sst_restore import SST_TARGET_BYTES, RestoreBuffer
 from streamer.state.store import Entry
@@ -37,7 +39,6 @@ log = logging.getLogger("streamer.restore")
 #: Give up on a restore that made no progress for this long.
 RESTORE_STALL_TIMEOUT_S = 120.0
 PROGRESS_EVERY_S = 5.0
-FETCH_RECORDS = 100_000
 #: Most bytes of keys and values the buffers of all stores restored from empty hold at once.
 RESTORE_BUFFER_BYTES = 2 * SST_TARGET_BYTES
 
@@ -72,11 +73,11 @@ class _Waiter:
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-def _estimated_bytes(messages: list[ConsumerRecord[bytes, bytes]]) -> int:
+def _estimated_bytes(entries: list[Entry]) -> int:
     """Keys and values of a fetch, from its first and last record: a memory bound without a pass per record."""
-    first, last = messages[0], messages[-1]
-    sizes = first.serialized_key_size + first.serialized_value_size + last.serialized_key_size
-    return len(messages) * max(sizes + last.serialized_value_size, 2) // 2
+    (first_key, first_value), (last_key, last_value) = entries[0], entries[-1]
+    sizes = len(first_key or b"") + len(first_value or b"") + len(last_key or b"") + len(last_value or b"")
+    return len(entries) * max(sizes, 2) // 2
 
 
 class Restorer:
@@ -85,6 +86,7 @@ class Restorer:
     def __init__(self, consumer: AIOKafkaConsumer, on_restored: Callable[[str, int], None] | None = None,
                  on_restore_begin: Callable[[str, int, int], None] | None = None, log_progress: bool = True) -> None:
         self.consumer = consumer
+        self._reader = ChangelogReader(consumer)
         #: told (changelog topic, records) after each fetch written to a store: the worker's metrics
         self.on_restored = on_restored
         #: told (changelog topic, partition, records to restore) once a partition's end offset is known
@@ -95,6 +97,8 @@ class Restorer:
         self._starts: dict[TopicPartition, int] = {}
         #: Partitions whose stores started empty: their records since the last bulk load.
         self._buffers: dict[TopicPartition, RestoreBuffer] = {}
+        #: Partitions the reader reads.
+        self._reading: set[TopicPartition] = set()
         self._waiters: list[_Waiter] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._restored = 0
@@ -137,6 +141,8 @@ class Restorer:
             self._targets.pop(tp, None)
             self._starts.pop(tp, None)
             self._buffers.pop(tp, None)  # unwritten: the store's offset is that of its last bulk load
+            self._reading.discard(tp)
+            self._reader.remove(tp)
         self._waiters = [w for w in self._waiters if not (w.partitions & partitions) or w.done.done()]
 
     async def close(self) -> None:
@@ -153,43 +159,38 @@ class Restorer:
                     waiter.done.set_exception(StateStoreError(f"restoring state failed: {error!r}"))
             raise
 
-    async def _assign(self) -> None:
-        """Follow registrations: keep positions of partitions already being read, seek new ones."""
-        positions = {tp: await self.consumer.position(tp) for tp in self.consumer.assignment() if tp in self._targets}
-        self.consumer.assign(list(self._targets))
-        for tp in self._targets:
-            self.consumer.seek(tp, positions.get(tp, self._starts.get(tp, 0)))
-
     async def _read(self) -> None:
         began = last_progress = last_report = time.monotonic()
         total_at_start = self._restored
+        reader = self._reader
         while self._targets:
-            if set(self.consumer.assignment()) != set(self._targets):
-                await self._assign()
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=FETCH_RECORDS)
-            for tp, messages in batches.items():
+            for tp, (_, end) in self._targets.items():
+                if tp not in self._reading:  # registered since the last fetch
+                    reader.add(tp, self._starts[tp], end)
+                    self._reading.add(tp)
+            for fetched in await reader.fetch():
+                tp, entries = fetched.tp, fetched.entries
                 target = self._targets.get(tp)
-                if target is not None and messages:
-                    buffer = self._buffers.get(tp)
-                    if buffer is None:
-                        target[0].store.restore_batch([(m.key, m.value) for m in messages], messages[-1].offset + 1)
-                        self._written(tp, len(messages))
-                    else:
-                        buffer.add(((m.key, m.value) for m in messages), len(messages),
-                                   _estimated_bytes(messages), messages[-1].offset + 1)
-                        if buffer.bytes >= SST_TARGET_BYTES:
-                            self._bulk_load(tp)
-                    last_progress = time.monotonic()
-            self._bound_buffers()
-            assigned = self.consumer.assignment()
-            for tp, (_, end) in list(self._targets.items()):
-                # a partition registered during the fetch is assigned on the next round
-                if tp in assigned and await self.consumer.position(tp) >= end:
-                    if tp in self._buffers:
+                if target is None:
+                    continue
+                last_progress = time.monotonic()
+                if not entries:  # only control batches, aborted transactions or compacted gaps
+                    continue
+                buffer = self._buffers.get(tp)
+                if buffer is None:
+                    target[0].store.restore_batch(entries, fetched.next_offset)
+                    self._written(tp, len(entries))
+                else:
+                    buffer.add(entries, len(entries), _estimated_bytes(entries), fetched.next_offset)
+                    if buffer.bytes >= SST_TARGET_BYTES:
                         self._bulk_load(tp)
-                        del self._buffers[tp]
-                    del self._targets[tp]
-                    self._release(tp)
+            self._bound_buffers()
+            for tp in [tp for tp in self._reading if reader.done(tp)]:
+                if tp in self._buffers:
+                    self._bulk_load(tp)
+                    del self._buffers[tp]
+                self._finish(tp, reader.position(tp))
+                self._release(tp)
             now = time.monotonic()
             if self.log_progress and now - last_report >= PROGRESS_EVERY_S and self._targets:
                 last_report = now
@@ -204,12 +205,20 @@ class Restorer:
         elapsed = max(time.monotonic() - began, 1e-9)
         done = self._restored - total_at_start
         log.info("restored %d records in %.2fs (%.0f records/s)", done, elapsed, done / elapsed)
-        self.consumer.unsubscribe()
 
     def _written(self, tp: TopicPartition, records: int) -> None:
         self._restored += records
         if self.on_restored is not None:
             self.on_restored(tp.topic, records)
+
+    def _finish(self, tp: TopicPartition, position: int) -> None:
+        """Record the end reached: a restore that ends in markers or aborted records has written none of them."""
+        store = self._targets.pop(tp)[0].store
+        self._starts.pop(tp, None)
+        self._reading.discard(tp)
+        self._reader.remove(tp)
+        if store.changelog_offset() != position:
+            store.restore_batch((), position)
 
     def _bulk_load(self, tp: TopicPartition) -> None:
         """Write a partition's buffered records to its store, with the offset they reach."""
