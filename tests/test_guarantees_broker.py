@@ -1,6 +1,7 @@
 """Commit paths against the real broker: under at-least-once, one task stuck in a slow async batch
 holds up neither the fetching nor the output and commits of the worker's other tasks; under
-exactly-once v1 a task given back to the worker that suspended it is not resumed with a producer
+exactly-once a task reopened after a failed first commit reads its partition from the beginning,
+and under v1 a task given back to the worker that suspended it is not resumed with a producer
 another worker fenced meanwhile.
 
 The stuck task has processed a batch before (so every commit would want it): its first record
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streamer import StreamsBuilder
 from streamer.config import StreamerConfig
@@ -120,6 +122,38 @@ async def test_exactly_once_reopens_a_suspended_task_whose_transactional_id_was_
         out = await consume_all(kafka_bootstrap, sink, 3, timeout=60)
         assert [r.value for r in out] == [b"1", b"2", b"3"]  # it runs, restored, exactly once
         assert "taken over elsewhere" in caplog.text and not running.done()
+    finally:
+        worker.stop()
+        await running
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "exactly_once_v2"])
+async def test_a_task_reopened_before_its_first_commit_reads_its_partition_from_the_beginning(
+        kafka_bootstrap: str, new_topic: Any, admin: AIOKafkaAdminClient, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture, guarantee: str) -> None:
+    # The first commit fails (the broker refuses a batch: the output, named per record, takes less
+    # than it holds) and the task reopens with nothing committed for its partition. Its fetches
+    # had moved the consumer past the records whose outputs the aborted transaction took with it:
+    # the reopened task must read them again, not carry on from there (a broker failover can fail
+    # a first commit just as well, and those records were lost).
+    caplog.set_level(logging.INFO, logger="streamer.worker")
+    source = await new_topic("first-in", partitions=1)
+    output = await new_topic("first-out", partitions=1, config={"max.message.bytes": "2000"})
+    await produce(kafka_bootstrap, source, [(b"k", b"a", 0), (b"k", b"b" * 5000, 0), (b"k", b"c", 0)])
+    builder = StreamsBuilder()
+    builder.stream(source, key_serde="str", value_serde="str").to(lambda _key, _value: output)
+    config = StreamerConfig(application_id=f"first-{uuid.uuid4().hex[:8]}", bootstrap_servers=kafka_bootstrap,
+                            state_dir=str(tmp_path), commit_interval_ms=200, processing_guarantee=guarantee)
+    worker = Worker(builder.build(), config)
+    running = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: "aborted, reopening it" in caplog.text or running.done(), timeout=60,
+                       message="the first commit to fail")
+        limit = ConfigResource(ConfigResourceType.TOPIC, output, {"max.message.bytes": "1048576"})
+        await admin.alter_configs([limit])
+        out = await consume_all(kafka_bootstrap, output, 3, timeout=60)
+        assert [r.value for r in out] == [b"a", b"b" * 5000, b"c"]
+        assert not running.done(), "the worker stopped"
     finally:
         worker.stop()
         await running

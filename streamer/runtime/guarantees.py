@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalOperation, KafkaError, ProducerFenced
 
 from streamer.config import StreamerConfig
-from streamer.errors import GroupFencedError
+from streamer.errors import GroupFencedError, ProduceError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.task import Offsets, StreamTask
 from streamer.runtime.transactions import (
@@ -376,7 +376,9 @@ class ExactlyOnceV2(CommitPath):
                 if offsets:
                     await send_offsets_to_transaction(self.producer, offsets, GroupMetadata.of(self.consumer))
                 await self.producer.commit_transaction()
-        except (KafkaError, IllegalOperation, GroupFencedError, TimeoutError) as error:
+        except (KafkaError, IllegalOperation, GroupFencedError, ProduceError, TimeoutError) as error:
+            # ProduceError: a batch of the transaction failed (refused, or its producer fenced by a timed-out
+            # transaction): aborted and redone like any failed commit, as under v1.
             for task in members:
                 task.halt()
             await self._abort(error)
@@ -387,11 +389,15 @@ class ExactlyOnceV2(CommitPath):
         return []
 
     async def _abort(self, error: BaseException) -> None:
-        """Abort the failed transaction and open the next; a producer that cannot is replaced."""
+        """Abort the failed transaction and open the next; a producer that cannot is replaced.
+
+        So is one with a batch the broker refused: aiokafka keeps that batch's sequence numbers,
+        and every later batch of the partition would fail as out of order.
+        """
         assert self.producer is not None
         log.warning("transaction of %s failed (%r); aborting it", self.transactional_id, error)
         manager: Any = self.producer._txn_manager
-        if not isinstance(error, ProducerFenced) and not manager.is_fatal_error():
+        if not isinstance(error, (ProducerFenced, ProduceError)) and not manager.is_fatal_error():
             try:
                 await asyncio.wait_for(self.producer.abort_transaction(), ABORT_TIMEOUT_S)
                 await self.producer.begin_transaction()

@@ -426,8 +426,7 @@ class Worker:
             self.consumer._coordinator.request_rejoin()
         assigned = self.consumer.assignment()
         partitions = {tp for task in reopen for tp in task.partitions if tp in assigned}
-        if partitions:
-            await self.consumer.seek_to_committed(*partitions)
+        if partitions:  # each reopened task seeks to its committed offsets as it starts (_seek_committed)
             await self._open_tasks([(t.subtopology.id, t.partition) for t in reopen
                                     if any(tp in partitions for tp in t.partitions)], partitions)
 
@@ -615,6 +614,7 @@ class Worker:
         assert self.guarantee is not None
         reclaimed = await asyncio.gather(*(self.guarantee.reclaim(task) for task in tasks))
         committed = await self._committed([tp for task in tasks for tp in task.partitions])
+        await self._seek_committed(committed)
         stale = []
         for task, ours in zip(tasks, reclaimed):
             mine = {tp: committed[tp] for tp in task.partitions}
@@ -624,7 +624,7 @@ class Worker:
             self.tasks[task.task_id] = task
             for tp in task.partitions:
                 self._task_of[tp] = task
-            self._start_runner(task, mine)
+            self._start_runner(task)
         resumed = [t.task_id for t in tasks if t not in stale]
         if resumed:
             log.info("resumed tasks %s without restoring", ", ".join(resumed))
@@ -668,6 +668,7 @@ class Worker:
         try:
             await self.state.restore(task.stores)
             committed = await self._committed(task.partitions)
+            await self._seek_committed(committed)
             task.open_at(committed)
         except Exception as error:
             log.exception("opening task %s failed", task.task_id)
@@ -675,15 +676,28 @@ class Worker:
             return
         finally:
             self._starting.pop(task.task_id, None)
-        self._start_runner(task, committed)
+        self._start_runner(task)
 
-    def _start_runner(self, task: StreamTask, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
-        """Seek to the committed offsets, run the task, fetch for it."""
+    async def _seek_committed(self, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
+        """Read on from exactly the committed offsets (the restored time belongs to them), paused partitions.
+
+        A partition nothing was committed for yet starts at its beginning (auto_offset_reset), not
+        where the consumer's fetches got to: a task reopened after a failed first commit would skip
+        the records the failed copy fetched, whose outputs the aborted transaction took with it.
+        """
         assert self.consumer is not None
         assigned = self.consumer.assignment()
         for tp, (offset, _) in committed.items():
             if offset >= 0 and tp in assigned:
-                self.consumer.seek(tp, offset)  # read on from exactly the offsets the restored time belongs to
+                self.consumer.seek(tp, offset)
+        uncommitted = [tp for tp, (offset, _) in committed.items() if offset < 0 and tp in assigned]
+        if uncommitted:
+            await self.consumer.seek_to_beginning(*uncommitted)
+
+    def _start_runner(self, task: StreamTask) -> None:
+        """Run the task (its partitions are at its committed offsets), fetch for it."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
         runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
         runner.add_done_callback(self._task_finished)
         self._runners[task.task_id] = runner
