@@ -337,9 +337,6 @@ async def test_exactly_once_fences_a_paused_zombie_worker(kafka_bootstrap: str, 
 @pytest.mark.broker
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(reason="open bug (issue 12): a clean-clone run lost repartitioned records of 3 keys after a "
-                          "leader broker was killed (agg-repart gaps); echo and direct aggregates were exact",
-                   strict=False)
 async def test_exactly_once_rides_through_a_killed_leader_broker(tmp_path: Path) -> None:
     # A 3-node cluster of its own (replication 3, min.insync.replicas 2): the node leading most
     # input and echo partitions is killed mid-run and restarted; nothing may be lost or repeated
