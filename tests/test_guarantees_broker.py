@@ -107,6 +107,10 @@ async def test_exactly_once_reopens_a_suspended_task_whose_transactional_id_was_
         assert [r.value for r in await consume_all(kafka_bootstrap, sink, 2, timeout=60)] == [b"1", b"2"]
         await wait_for(lambda: _committed_is(admin, app_id, TopicPartition(source, 0), 2), timeout=30,
                        message="the input offsets to be committed")
+        assert worker.consumer is not None
+        worker.consumer._coordinator.request_rejoin()  # nobody else had it: resumed, with a new producer
+        await wait_for(lambda: "resumed tasks 0_0 without restoring" in caplog.text or running.done(), timeout=60,
+                       message="the task to be resumed")
         # Another worker's open of task 0_0: a producer of its transactional id, initialized and gone.
         other = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap,
                                  transactional_id=transactional_id(app_id, "0_0"))
@@ -114,9 +118,8 @@ async def test_exactly_once_reopens_a_suspended_task_whose_transactional_id_was_
         await other.begin_transaction()
         await other.abort_transaction()
         await other.stop()
-        assert worker.consumer is not None
         worker.consumer._coordinator.request_rejoin()  # the same worker gets its suspended task back
-        await wait_for(lambda: caplog.text.count("assigned tasks 0_0") == 2 and worker.ready() or running.done(),
+        await wait_for(lambda: caplog.text.count("assigned tasks 0_0") == 3 and worker.ready() or running.done(),
                        timeout=60, message="the task to be given back and running")
         await produce(kafka_bootstrap, source, [(b"k", b"c", 0)])
         out = await consume_all(kafka_bootstrap, sink, 3, timeout=60)
