@@ -1,5 +1,6 @@
 """TxnOffsetCommit v3 (streamer.runtime.txn_offsets): the request's wire form, and against the real
-broker: offsets commit with the transaction, and a member of an older generation is refused."""
+broker: offsets commit with the transaction, a member of an older generation is refused, and a
+coordinator that cannot be reached is looked up again."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import CoordinationType
 
 from streamer.errors import GroupFencedError
 from streamer.runtime.txn_offsets import (
@@ -131,4 +133,32 @@ async def test_offsets_commit_with_the_transaction_and_an_old_generation_is_fenc
         for consumer in (first, second):
             if consumer is not None:
                 await consumer.stop()
+        await producer.stop()
+
+
+@pytest.mark.broker
+async def test_offsets_go_to_the_coordinators_found_again_when_the_cached_ones_cannot_be_reached(
+        kafka_bootstrap: str, new_topic: Any, admin: AIOKafkaAdminClient) -> None:
+    # After a broker kill the producer's cached coordinators are a node nobody reaches: the send
+    # raises NodeNotReadyError. It must look them up again and commit, not fail the transaction
+    # (under v2 five such commits in a row stopped the worker while the broker was down).
+    topic = await new_topic("txn-moved", partitions=1)
+    group = f"txn-moved-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{group}-p",
+                                enable_idempotence=True, acks="all")
+    await producer.start()
+    member = await _member(kafka_bootstrap, group, topic)
+    try:
+        metadata = await _joined(member)
+        await producer.begin_transaction()
+        sender: Any = producer._sender
+        unknown_node = 9999  # in no metadata: like a killed broker, it cannot be connected to
+        sender._coordinators[CoordinationType.TRANSACTION] = unknown_node
+        sender._coordinators[CoordinationType.GROUP] = unknown_node
+        await send_offsets_to_transaction(producer, {tp: (3, "t3")}, metadata, timeout=20)
+        await producer.commit_transaction()
+        await _committed(admin, group, tp, 3)
+    finally:
+        await member.stop()
         await producer.stop()
