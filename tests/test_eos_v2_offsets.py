@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -58,6 +59,17 @@ def test_the_response_decodes_per_partition_errors() -> None:
     wire = TxnOffsetCommitResponse_v3.SCHEMA.encode((0, [("in", [(0, 0, {}), (1, 22, {})], {})], {}))
     throttle, topics, _ = TxnOffsetCommitResponse_v3.SCHEMA.decode(io.BytesIO(wire))
     assert throttle == 0 and [(p, code) for p, code, _ in topics[0][1]] == [(0, 0), (1, 22)]
+
+
+def test_a_consumer_the_group_dropped_has_no_group_metadata_to_commit_with() -> None:
+    # aiokafka resets the generation and member id before the revocation listener runs; offsets
+    # carrying generation -1 and no member id would pass the coordinator unfenced.
+    dropped = SimpleNamespace(_coordinator=SimpleNamespace(group_id="app", generation=-1, member_id="",
+                                                           _group_instance_id=None))
+    with pytest.raises(GroupFencedError, match="no member of group app"):
+        GroupMetadata.of(cast(AIOKafkaConsumer, dropped))
+    dropped._coordinator.generation, dropped._coordinator.member_id = 7, "member-1"
+    assert GroupMetadata.of(cast(AIOKafkaConsumer, dropped)) == GROUP
 
 
 def test_the_offset_fetch_asks_for_stable_offsets() -> None:

@@ -166,10 +166,18 @@ class GroupMetadata:
 
     @classmethod
     def of(cls, consumer: AIOKafkaConsumer) -> GroupMetadata:
-        """The consumer's current generation and member id, as its group coordinator last told it."""
+        """The consumer's current generation and member id, as its group coordinator last told it.
+
+        None of a consumer the group dropped: aiokafka resets them (generation -1, no member id)
+        before it calls the revocation listener, and the coordinator takes offsets carrying those
+        for a commit from outside the group, unfenced: a zombie's last commit would go through.
+        """
         coordinator: Any = consumer._coordinator
         if coordinator is None:
             raise GroupFencedError("the consumer has not joined its group; it cannot commit offsets yet")
+        if coordinator.generation < 0 or not coordinator.member_id:
+            raise GroupFencedError(f"the consumer is no member of group {coordinator.group_id} (it was dropped "
+                                   "and rejoins): its tasks' work is not committed")
         return cls(coordinator.group_id, coordinator.generation, coordinator.member_id,
                    coordinator._group_instance_id)
 
