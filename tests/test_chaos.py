@@ -336,10 +336,7 @@ async def test_exactly_once_fences_a_paused_zombie_worker(kafka_bootstrap: str, 
 
 @pytest.mark.broker
 @pytest.mark.slow
-@pytest.mark.timeout(240)
-@pytest.mark.xfail(reason="open bug (issue 12): a clean-clone run lost repartitioned records of 3 keys after a "
-                          "leader broker was killed (agg-repart gaps); echo and direct aggregates were exact",
-                   strict=False)
+@pytest.mark.timeout(330)
 async def test_exactly_once_rides_through_a_killed_leader_broker(tmp_path: Path) -> None:
     # A 3-node cluster of its own (replication 3, min.insync.replicas 2): the node leading most
     # input and echo partitions is killed mid-run and restarted; nothing may be lost or repeated
@@ -348,7 +345,7 @@ async def test_exactly_once_rides_through_a_killed_leader_broker(tmp_path: Path)
     await asyncio.to_thread(broker.start)
     try:
         options = ChaosOptions(records=6_000, kills=0, broker_kills=1, replication=3, seed=7, quiet=True,
-                               log_dir=tmp_path, drain_timeout_s=90)
+                               log_dir=tmp_path, drain_timeout_s=150)  # drains took up to 83 s at load 28
         result = await run_chaos(broker.bootstrap_servers, "exactly_once", options, broker)
     finally:
         await asyncio.to_thread(broker.stop)

@@ -1,16 +1,19 @@
 """TxnOffsetCommit v3 (streamer.runtime.txn_offsets): the request's wire form, and against the real
-broker: offsets commit with the transaction, and a member of an older generation is refused."""
+broker: offsets commit with the transaction, a member of an older generation is refused, and a
+coordinator that cannot be reached is looked up again."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import uuid
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import CoordinationType
 
 from streamer.errors import GroupFencedError
 from streamer.runtime.txn_offsets import (
@@ -56,6 +59,17 @@ def test_the_response_decodes_per_partition_errors() -> None:
     wire = TxnOffsetCommitResponse_v3.SCHEMA.encode((0, [("in", [(0, 0, {}), (1, 22, {})], {})], {}))
     throttle, topics, _ = TxnOffsetCommitResponse_v3.SCHEMA.decode(io.BytesIO(wire))
     assert throttle == 0 and [(p, code) for p, code, _ in topics[0][1]] == [(0, 0), (1, 22)]
+
+
+def test_a_consumer_the_group_dropped_has_no_group_metadata_to_commit_with() -> None:
+    # aiokafka resets the generation and member id before the revocation listener runs; offsets
+    # carrying generation -1 and no member id would pass the coordinator unfenced.
+    dropped = SimpleNamespace(_coordinator=SimpleNamespace(group_id="app", generation=-1, member_id="",
+                                                           _group_instance_id=None))
+    with pytest.raises(GroupFencedError, match="no member of group app"):
+        GroupMetadata.of(cast(AIOKafkaConsumer, dropped))
+    dropped._coordinator.generation, dropped._coordinator.member_id = 7, "member-1"
+    assert GroupMetadata.of(cast(AIOKafkaConsumer, dropped)) == GROUP
 
 
 def test_the_offset_fetch_asks_for_stable_offsets() -> None:
@@ -131,4 +145,32 @@ async def test_offsets_commit_with_the_transaction_and_an_old_generation_is_fenc
         for consumer in (first, second):
             if consumer is not None:
                 await consumer.stop()
+        await producer.stop()
+
+
+@pytest.mark.broker
+async def test_offsets_go_to_the_coordinators_found_again_when_the_cached_ones_cannot_be_reached(
+        kafka_bootstrap: str, new_topic: Any, admin: AIOKafkaAdminClient) -> None:
+    # After a broker kill the producer's cached coordinators are a node nobody reaches: the send
+    # raises NodeNotReadyError. It must look them up again and commit, not fail the transaction
+    # (under v2 five such commits in a row stopped the worker while the broker was down).
+    topic = await new_topic("txn-moved", partitions=1)
+    group = f"txn-moved-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{group}-p",
+                                enable_idempotence=True, acks="all")
+    await producer.start()
+    member = await _member(kafka_bootstrap, group, topic)
+    try:
+        metadata = await _joined(member)
+        await producer.begin_transaction()
+        sender: Any = producer._sender
+        unknown_node = 9999  # in no metadata: like a killed broker, it cannot be connected to
+        sender._coordinators[CoordinationType.TRANSACTION] = unknown_node
+        sender._coordinators[CoordinationType.GROUP] = unknown_node
+        await send_offsets_to_transaction(producer, {tp: (3, "t3")}, metadata, timeout=20)
+        await producer.commit_transaction()
+        await _committed(admin, group, tp, 3)
+    finally:
+        await member.stop()
         await producer.stop()

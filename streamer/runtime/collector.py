@@ -62,6 +62,12 @@ class RecordCollector:
         self._key_partitions: dict[int, dict[bytes, int]] = {}
         self._sticky: dict[str, int] = {}
 
+    def use_producer(self, producer: AIOKafkaProducer) -> None:
+        """Send through ``producer`` from now on; call with nothing pending (between commits of a suspended task)."""
+        assert not self._in_flight and not self._full, "output pending on the old producer"
+        self.producer = producer
+        self._gates = _SEND_GATES.setdefault(producer, {})
+
     def partition_count(self, topic: str) -> int:
         try:
             return self.partition_counts[topic]

@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalOperation, KafkaError, ProducerFenced
 
 from streamer.config import StreamerConfig
-from streamer.errors import GroupFencedError
+from streamer.errors import GroupFencedError, ProduceError
 from streamer.runtime.clients import connection_options
 from streamer.runtime.task import Offsets, StreamTask
 from streamer.runtime.transactions import (
@@ -73,6 +73,15 @@ class CommitPath(ABC):
     @abstractmethod
     async def producer_for(self, task_id: str) -> AIOKafkaProducer:
         """The producer a new task writes through."""
+
+    async def reclaim(self, task: StreamTask) -> bool:
+        """A task suspended here is assigned here again: False if another worker may have taken it meanwhile.
+
+        Called before the worker compares the committed offsets with the task's own (which
+        catches another worker's commits); a task either check rejects is reopened, with a
+        restore, instead of resumed. Under at-least-once and v2 the offsets tell it all.
+        """
+        return True
 
     @abstractmethod
     async def commit(self, tasks: list[StreamTask]) -> Failed:
@@ -191,6 +200,27 @@ class ExactlyOncePerTask(CommitPath):
         self._producers[task_id] = producer
         return producer
 
+    async def reclaim(self, task: StreamTask) -> bool:
+        """Initialize the task's transactional id again, with a new producer, before it resumes.
+
+        Another worker that opened the task while it was suspended here fenced its producer,
+        whether or not it committed anything: resumed with that producer, the task would fail
+        its first send as fenced and stall. The new producer's InitProducerId fences every
+        other copy, aborts their open transactions and waits for a commit of theirs to
+        complete, so the committed offsets read next are final. InitProducerId raises the
+        epoch by one per call: one more than the old producer's means nobody took the id since.
+        """
+        old = task.producer
+        new = await start_task_producer(self.config, task.task_id, connection_options(self.config))
+        before, after = old._txn_manager, new._txn_manager
+        if (after.producer_id, after.producer_epoch) != (before.producer_id, before.producer_epoch + 1):
+            await new.stop()  # the task is reopened, with a producer of its own
+            return False
+        await old.stop()  # its transaction is empty: the task committed before it was suspended
+        task.use_producer(new)
+        self._producers[task.task_id] = new
+        return True
+
     async def commit(self, tasks: list[StreamTask]) -> Failed:
         failed: Failed = []
 
@@ -216,7 +246,9 @@ class ExactlyOncePerTask(CommitPath):
         task.committed(offsets)
 
     async def release(self, task: StreamTask, failed: bool) -> None:
-        producer = self._producers.pop(task.task_id, task.producer)
+        producer = task.producer
+        if self._producers.get(task.task_id) is producer:  # not a newer copy's (reopened meanwhile)
+            del self._producers[task.task_id]
         if failed:
             await abort_quietly(producer, task.task_id)
         await producer.stop()
@@ -339,7 +371,9 @@ class ExactlyOnceV2(CommitPath):
                 if offsets:
                     await send_offsets_to_transaction(self.producer, offsets, GroupMetadata.of(self.consumer))
                 await self.producer.commit_transaction()
-        except (KafkaError, IllegalOperation, GroupFencedError, TimeoutError) as error:
+        except (KafkaError, IllegalOperation, GroupFencedError, ProduceError, TimeoutError) as error:
+            # ProduceError: a batch of the transaction failed (refused, or its producer fenced by a timed-out
+            # transaction): aborted and redone like any failed commit, as under v1.
             for task in members:
                 task.halt()
             await self._abort(error)
@@ -350,11 +384,15 @@ class ExactlyOnceV2(CommitPath):
         return []
 
     async def _abort(self, error: BaseException) -> None:
-        """Abort the failed transaction and open the next; a producer that cannot is replaced."""
+        """Abort the failed transaction and open the next; a producer that cannot is replaced.
+
+        So is one with a batch the broker refused: aiokafka keeps that batch's sequence numbers,
+        and every later batch of the partition would fail as out of order.
+        """
         assert self.producer is not None
         log.warning("transaction of %s failed (%r); aborting it", self.transactional_id, error)
         manager: Any = self.producer._txn_manager
-        if not isinstance(error, ProducerFenced) and not manager.is_fatal_error():
+        if not isinstance(error, (ProducerFenced, ProduceError)) and not manager.is_fatal_error():
             try:
                 await asyncio.wait_for(self.producer.abort_transaction(), ABORT_TIMEOUT_S)
                 await self.producer.begin_transaction()

@@ -65,10 +65,17 @@ class StreamTask(TaskCore[RecordCollector]):
         self._has_work = asyncio.Event()
         #: set by a failed commit: the task processes no more until the worker closes and reopens it
         self.halted = False
+        #: its stores are closed and its producer let go (a task closes once, whoever asks first)
+        self.released = False
 
     @property
     def partitions(self) -> list[TopicPartition]:
         return [TopicPartition(topic, self.partition) for topic in self.sources]
+
+    def use_producer(self, producer: AIOKafkaProducer) -> None:
+        """Write through ``producer`` from now on (a resumed task's new one); nothing may be pending."""
+        self.producer = producer
+        self.collector.use_producer(producer)
 
     def open_at(self, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
         """Open with the committed (offset, metadata) of the task's partitions (see ``TaskCore.open``)."""

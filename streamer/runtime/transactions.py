@@ -58,8 +58,11 @@ async def commit_transaction(producer: AIOKafkaProducer, offsets: dict[TopicPart
 
 
 def producer_fenced(producer: AIOKafkaProducer) -> bool:
-    """True once the producer learnt that a newer owner took its transactional id (aiokafka's fatal state)."""
-    manager = producer._txn_manager
+    """True once the producer learnt that a newer owner took its transactional id (aiokafka's fatal state).
+
+    False for v2's handle while the worker replaces its producer (there is none for that moment).
+    """
+    manager = getattr(producer, "_txn_manager", None)
     return manager is not None and bool(manager.is_fatal_error())
 
 

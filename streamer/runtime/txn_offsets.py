@@ -52,6 +52,8 @@ INVALID_PRODUCER_EPOCH, PRODUCER_FENCED = 47, 90
 _COORDINATOR_MOVED = (7, 15, 16)  # REQUEST_TIMED_OUT, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
 _RETRIABLE = (3, 14, 51)  # UNKNOWN_TOPIC_OR_PARTITION, COORDINATOR_LOAD_IN_PROGRESS, CONCURRENT_TRANSACTIONS
 _GENERATION_ERRORS = (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID)
+#: A coordinator that could not be reached (its broker was killed, say): looked up again, then retried.
+_UNREACHABLE = (kafka_errors.NodeNotReadyError, kafka_errors.KafkaConnectionError, kafka_errors.RequestTimedOutError)
 _PRODUCER_ERRORS = (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED)
 
 #: input partition -> (next offset to read, offset metadata)
@@ -164,10 +166,18 @@ class GroupMetadata:
 
     @classmethod
     def of(cls, consumer: AIOKafkaConsumer) -> GroupMetadata:
-        """The consumer's current generation and member id, as its group coordinator last told it."""
+        """The consumer's current generation and member id, as its group coordinator last told it.
+
+        None of a consumer the group dropped: aiokafka resets them (generation -1, no member id)
+        before it calls the revocation listener, and the coordinator takes offsets carrying those
+        for a commit from outside the group, unfenced: a zombie's last commit would go through.
+        """
         coordinator: Any = consumer._coordinator
         if coordinator is None:
             raise GroupFencedError("the consumer has not joined its group; it cannot commit offsets yet")
+        if coordinator.generation < 0 or not coordinator.member_id:
+            raise GroupFencedError(f"the consumer is no member of group {coordinator.group_id} (it was dropped "
+                                   "and rejoins): its tasks' work is not committed")
         return cls(coordinator.group_id, coordinator.generation, coordinator.member_id,
                    coordinator._group_instance_id)
 
@@ -207,12 +217,20 @@ def _raise_for(code: int, what: str, group: GroupMetadata) -> None:
     raise kafka_errors.for_code(code)(f"{what} failed with error {code}")
 
 
-async def _send(producer: AIOKafkaProducer, coordinator: CoordinationType, key: str, request: Request[Any]) -> Any:
-    """Send to the producer's coordinator of that type (looked up, and cached, by its sender)."""
+async def _send(producer: AIOKafkaProducer, coordinator: CoordinationType, key: str,
+                request: Request[Any]) -> Any | None:
+    """Send to the producer's coordinator of that type (looked up, and cached, by its sender).
+
+    None if it could not be reached: it is marked dead, so the caller's retry looks it up again
+    (aiokafka's own transaction requests do the same).
+    """
     sender: Any = producer._sender
     node = await sender._find_coordinator(coordinator, key)
     try:
         return await producer.client.send(node, request, group=ConnectionGroup.COORDINATION)
+    except _UNREACHABLE:
+        sender._coordinator_dead(coordinator)
+        return None
     except (NotImplementedError, kafka_errors.IncompatibleBrokerVersion) as error:
         raise UnsupportedBrokerError(
             f"the broker does not offer {type(request).__name__} v{VERSION} ({error}); exactly_once_v2 needs "
@@ -246,14 +264,15 @@ async def _add_group(producer: AIOKafkaProducer, txn: Any, group: GroupMetadata)
     while True:
         request = AddOffsetsToTxnRequest(txn.transactional_id, txn.producer_id, txn.producer_epoch, group.group_id)
         response = await _send(producer, CoordinationType.TRANSACTION, txn.transactional_id, request)
-        code = response.error_code
-        if code == 0:
-            txn.consumer_group_added(group.group_id)
-            return
-        if code in _COORDINATOR_MOVED:
-            sender._coordinator_dead(CoordinationType.TRANSACTION)
-        elif code not in _RETRIABLE:
-            _raise_for(code, "AddOffsetsToTxn", group)
+        if response is not None:  # None: unreachable, looked up again
+            code = response.error_code
+            if code == 0:
+                txn.consumer_group_added(group.group_id)
+                return
+            if code in _COORDINATOR_MOVED:
+                sender._coordinator_dead(CoordinationType.TRANSACTION)
+            elif code not in _RETRIABLE:
+                _raise_for(code, "AddOffsetsToTxn", group)
         await asyncio.sleep(sender._retry_backoff)
 
 
@@ -265,7 +284,7 @@ async def _commit_offsets(producer: AIOKafkaProducer, txn: Any, group: GroupMeta
     while pending:
         request = TxnOffsetCommitRequest(txn.transactional_id, txn.producer_id, txn.producer_epoch, group, pending)
         response = await _send(producer, CoordinationType.GROUP, group.group_id, request)
-        for topic, partitions, _ in response.topics:
+        for topic, partitions, _ in response.topics if response is not None else ():
             for partition, code, _ in partitions:
                 tp = TopicPartition(topic, partition)
                 if code == 0:

@@ -426,10 +426,13 @@ class Worker:
         await self._close_tasks([t for t, _ in failed], commit=False)
         if self.consumer is None or self._stopping.is_set():
             return
+        if len(reopen) < len(failed):
+            # Their partitions stay assigned here, and nobody works on them until the group assigns
+            # again: rejoin (a zombie would anyway), so that the group decides who runs them.
+            self.consumer._coordinator.request_rejoin()
         assigned = self.consumer.assignment()
         partitions = {tp for task in reopen for tp in task.partitions if tp in assigned}
-        if partitions:
-            await self.consumer.seek_to_committed(*partitions)
+        if partitions:  # each reopened task seeks to its committed offsets as it starts (_seek_committed)
             await self._open_tasks([(t.subtopology.id, t.partition) for t in reopen
                                     if any(tp in partitions for tp in t.partitions)], partitions)
 
@@ -530,6 +533,7 @@ class Worker:
         running = {t.task_id for t in tasks if t.task_id in self._runners}
         await self._stop_tasks(tasks)
         failed = await self._last_commit(tasks) if self._fatal is None else {t.task_id for t in tasks}
+        failed |= {t.task_id for t in tasks if t.halted}  # being closed after a failed commit: never resumed
         keep = [t for t in tasks if t.task_id in running and t.task_id not in failed and not t.needs_commit]
         close = [t for t in tasks if t not in keep]
         for task in keep:
@@ -613,22 +617,25 @@ class Worker:
         pausing = [tp for task in tasks for tp in task.partitions if tp in assigned]
         self.consumer.pause(*pausing)  # before any await, as in _open_tasks
         self._paused.update(pausing)
+        assert self.guarantee is not None
+        reclaimed = await asyncio.gather(*(self.guarantee.reclaim(task) for task in tasks))
         committed = await self._committed([tp for task in tasks for tp in task.partitions])
+        await self._seek_committed(committed)
         stale = []
-        for task in tasks:
+        for task, ours in zip(tasks, reclaimed):
             mine = {tp: committed[tp] for tp in task.partitions}
-            if not task.resumable({tp: offset for tp, (offset, _) in mine.items()}):
+            if not ours or not task.resumable({tp: offset for tp, (offset, _) in mine.items()}):
                 stale.append(task)
                 continue
             self.tasks[task.task_id] = task
             for tp in task.partitions:
                 self._task_of[tp] = task
-            self._start_runner(task, mine)
+            self._start_runner(task)
         resumed = [t.task_id for t in tasks if t not in stale]
         if resumed:
             log.info("resumed tasks %s without restoring", ", ".join(resumed))
         if stale:
-            log.info("tasks %s were committed elsewhere since they were suspended; reopening them",
+            log.info("tasks %s were taken over elsewhere since they were suspended; reopening them",
                      ", ".join(t.task_id for t in stale))
             await self._close_tasks(stale, commit=False)
         return [(t.subtopology.id, t.partition) for t in stale]
@@ -667,6 +674,7 @@ class Worker:
         try:
             await self.state.restore(task.stores)
             committed = await self._committed(task.partitions)
+            await self._seek_committed(committed)
             task.open_at(committed)
         except Exception as error:
             log.exception("opening task %s failed", task.task_id)
@@ -674,15 +682,28 @@ class Worker:
             return
         finally:
             self._starting.pop(task.task_id, None)
-        self._start_runner(task, committed)
+        self._start_runner(task)
 
-    def _start_runner(self, task: StreamTask, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
-        """Seek to the committed offsets, run the task, fetch for it."""
+    async def _seek_committed(self, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
+        """Read on from exactly the committed offsets (the restored time belongs to them), paused partitions.
+
+        A partition nothing was committed for yet starts at its beginning (auto_offset_reset), not
+        where the consumer's fetches got to: a task reopened after a failed first commit would skip
+        the records the failed copy fetched, whose outputs the aborted transaction took with it.
+        """
         assert self.consumer is not None
         assigned = self.consumer.assignment()
         for tp, (offset, _) in committed.items():
             if offset >= 0 and tp in assigned:
-                self.consumer.seek(tp, offset)  # read on from exactly the offsets the restored time belongs to
+                self.consumer.seek(tp, offset)
+        uncommitted = [tp for tp, (offset, _) in committed.items() if offset < 0 and tp in assigned]
+        if uncommitted:
+            await self.consumer.seek_to_beginning(*uncommitted)
+
+    def _start_runner(self, task: StreamTask) -> None:
+        """Run the task (its partitions are at its committed offsets), fetch for it."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
         runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
         runner.add_done_callback(self._task_finished)
         self._runners[task.task_id] = runner
@@ -703,7 +724,7 @@ class Worker:
         error = runner.exception()
         task = self.tasks.get(runner.get_name().removeprefix("task-"))
         if task is not None and error is not None and self.guarantee is not None \
-                and isinstance(error, self.guarantee.fencing_errors):
+                and (isinstance(error, self.guarantee.fencing_errors) or producer_fenced(task.producer)):
             # This worker lost the task while it could not tell (a zombie): close it, do not stop.
             task.halted = True  # no commit tries it again
             closing = asyncio.get_running_loop().create_task(self._recover([(task, error)]))
@@ -746,6 +767,9 @@ class Worker:
         assert self.guarantee is not None and self.state is not None
         for task in tasks:
             async with task.lock:  # a commit still at work on the task ends first; none starts after
+                if task.released:  # closed meanwhile by a rebalance, or by the recovery of a failed commit
+                    continue
+                task.released = True
                 task.halted = True
                 if task.task_id in failed:
                     task.abandon()

@@ -410,11 +410,22 @@ class Chaos:
                                             self._uncommitted_reader.end_offsets(self._echo_partitions))
         return {tp: (stable[tp], high[tp]) for tp in self._echo_partitions}
 
-    async def _committed_total(self) -> int:
-        """Offsets the group committed, summed over the input, table and repartition topics."""
+    async def _committed_total(self, timeout: float = 60.0) -> int:
+        """Offsets the group committed, summed over the input, table and repartition topics.
+
+        Asked again while the admin client meets a killed broker node (NodeNotReadyError), up to ``timeout``.
+        """
         assert self.admin is not None
-        offsets = await self.admin.list_consumer_group_offsets(self.application_id)
-        return sum(max(meta.offset, 0) for meta in offsets.values())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                offsets = await self.admin.list_consumer_group_offsets(self.application_id)
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            return sum(max(meta.offset, 0) for meta in offsets.values())
 
     async def _kill(self, acked: int, when: str, rate: float, preferred: list[WorkerProcess]) -> None:
         """SIGKILL one random worker (one of ``preferred`` if given), or in ``kill_all_share``
