@@ -47,7 +47,8 @@ async def high_watermarks(consumer: AIOKafkaConsumer, partitions: Iterable[Topic
         by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
         for tp in wanted - found.keys():
             leader = client.cluster.leader_for_partition(tp)
-            if leader is None or leader < 0:
+            if leader is None or leader < 0:  # a topic this client does not follow yet, or a leader moving
+                client.add_topic(tp.topic)
                 last_error = KafkaError(f"no leader known for {tp}")
                 continue
             by_leader.setdefault(leader, {}).setdefault(tp.topic, []).append((tp.partition, _LATEST))
