@@ -15,7 +15,8 @@ pytestmark = pytest.mark.broker
 
 async def test_high_watermarks_pass_an_open_transaction_of_a_topic_the_client_did_not_follow(
         kafka_bootstrap, new_topic) -> None:
-    followed, changelog = await new_topic("ends-followed", partitions=1), await new_topic("ends-changelog", partitions=2)
+    followed = await new_topic("ends-followed", partitions=1)
+    changelog = await new_topic("ends-changelog", partitions=2)
     await produce(kafka_bootstrap, changelog, [(b"k", b"committed", 0)] * 3)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"ends-{uuid.uuid4().hex[:8]}")
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, isolation_level="read_committed")
