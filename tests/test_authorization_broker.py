@@ -54,7 +54,9 @@ def acl_admin(acl_broker: DevBroker) -> Iterator[Any]:
     admin = admin_module.AdminClient({
         "bootstrap.servers": acl_broker.bootstrap_servers, "security.protocol": settings["security_protocol"],
         "sasl.mechanism": settings["sasl_mechanism"], "sasl.username": "admin",
-        "sasl.password": settings["sasl_password"]})
+        "sasl.password": settings["sasl_password"],
+        # should librdkafka keep the client after the broker stopped, it must not flood later tests' stderr
+        "log_level": 0, "reconnect.backoff.max.ms": 60_000})
     yield admin
     del admin  # librdkafka closes it now, while the broker still runs, instead of logging refused reconnects
     gc.collect()
