@@ -70,7 +70,8 @@ def changelog_consumer(config: StreamerConfig, purpose: str, *, read_ahead: bool
 
     It commits nothing (the stores keep their offsets) and, under exactly-once, reads only
     committed records, so no store ever holds what an aborted transaction wrote. ``read_ahead``
-    fetches far larger batches, for a restore that reads a whole changelog at once.
+    fetches far larger batches, for a global store that reads its whole topic at once (a task's
+    restore fetches through this consumer's client with its own requests, see changelog_fetch).
     """
     sizes = {"max_partition_fetch_bytes": _READ_AHEAD_PARTITION_BYTES, "fetch_max_bytes": _READ_AHEAD_BYTES}
     return AIOKafkaConsumer(

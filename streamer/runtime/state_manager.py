@@ -72,7 +72,8 @@ class StateManager:
 
     async def _start_restorer(self) -> Restorer:
         if self._restorer_instance is None:
-            consumer = changelog_consumer(self.config, "restore", read_ahead=True)
+            # its own fetches (ChangelogReader) size themselves; the consumer lends its client and isolation
+            consumer = changelog_consumer(self.config, "restore", read_ahead=False)
             await consumer.start()
             self._restorer_instance = Restorer(consumer, self.on_restored, self.on_restore_begin, self.log_progress)
         return self._restorer_instance
