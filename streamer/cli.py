@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from dataclasses import fields
+from typing import Any
 
 from streamer.app_loader import load_topology
 from streamer.config import APP_SETTING_PREFIX, StreamerConfig, load_config
@@ -133,14 +134,29 @@ async def _serve(worker: object) -> int:
 
 
 def _log_task_stacks() -> None:
-    """SIGUSR1: log where every asyncio task of the worker waits, to see what a stuck worker is stuck on."""
+    """SIGUSR1: log where every asyncio task of the worker waits, to see what a stuck worker is stuck on.
+
+    A suspended task's stack holds only its outermost coroutine, so each line follows the
+    chain of awaited coroutines down to the innermost one instead.
+    """
     lines = []
     for task in asyncio.all_tasks():
-        frames = task.get_stack()
-        where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno})"
-                            for f in reversed(frames))
-        lines.append(f"  {task.get_name()}: {where or 'not started'}")
+        lines.append(f"  {task.get_name()}: {' -> '.join(_await_chain(task.get_coro())) or 'not started'}")
     log.warning("asyncio tasks on SIGUSR1:\n%s", "\n".join(lines))
+
+
+def _await_chain(coro: Any) -> list[str]:
+    """Where each coroutine in an await chain stands, outermost first (generators and awaitables too)."""
+    steps: list[str] = []
+    while coro is not None and len(steps) < 64:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            if not hasattr(coro, "cr_frame") and not hasattr(coro, "gi_frame"):
+                steps.append(type(coro).__name__)  # a future or another awaitable at the bottom
+            break
+        steps.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return steps
 
 
 def main(argv: list[str] | None = None) -> int:

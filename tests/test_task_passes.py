@@ -1,4 +1,4 @@
-"""No broker: how much of its queued input a worker's task takes in one pass."""
+"""No broker: how much of its queued input a worker's task takes in one pass, and how its runner stops."""
 
 from __future__ import annotations
 
@@ -74,3 +74,36 @@ async def test_a_pass_stops_before_max_poll_records_unless_one_fetch_is_larger(t
     assert task.consumed[TP] == 30 and task.buffered(TP) == 30
     assert await task._process_queued()
     assert task.consumed[TP] == 50 and task.buffered(TP) == 10
+
+
+async def test_the_runner_stops_even_when_new_input_wakes_it_at_the_same_moment(tmp_path: Path) -> None:
+    """The revocation that never ended: input arrived as the worker stopped an idle runner.
+
+    A cancel at that moment was swallowed by asyncio.wait_for (Python 3.11), the runner
+    went on processing, and the worker waited for it for ever.
+    """
+    task, producer = _task(tmp_path, max_poll_records=100)
+    runner = asyncio.create_task(task.runner())
+    await asyncio.sleep(0)  # idle, waiting for work
+    async with task.lock:
+        task.enqueue(TP, _fetch(0, 5))  # wakes it
+        task.stop_running()
+    await asyncio.wait_for(runner, 5)
+    assert producer.batches == [] and task.consumed[TP] == 0  # the fetched input waits for the next owner
+
+
+async def test_a_runner_stopped_before_it_started_makes_no_pass(tmp_path: Path) -> None:
+    task, producer = _task(tmp_path, max_poll_records=100)
+    task.enqueue(TP, _fetch(0, 5))
+    runner = asyncio.create_task(task.runner())
+    async with task.lock:  # free: taken without the runner getting a turn
+        task.stop_running()
+    await asyncio.wait_for(runner, 5)
+    assert producer.batches == [] and task.consumed[TP] == 0
+    again = asyncio.create_task(task.runner())  # a resumed task runs again
+    while task.consumed[TP] < 5:
+        await asyncio.sleep(0.01)
+    async with task.lock:
+        task.stop_running()
+    await asyncio.wait_for(again, 5)
+    assert producer.batches == [5]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -67,6 +67,8 @@ class StreamTask(TaskCore[RecordCollector]):
         self.halted = False
         #: its stores are closed and its producer let go (a task closes once, whoever asks first)
         self.released = False
+        #: set by ``stop_running``: the runner returns before its next pass
+        self._stop_requested = False
 
     @property
     def partitions(self) -> list[TopicPartition]:
@@ -108,11 +110,26 @@ class StreamTask(TaskCore[RecordCollector]):
             self.lags.update(lags)
             self._has_work.set()
 
-    async def run(self) -> None:
-        """Process queued input until cancelled; a failure propagates to the worker."""
+    def stop_running(self) -> None:
+        """End the runner before its next pass; call under ``lock``, so that no pass is under way.
+
+        Not by cancelling the runner: asyncio.wait_for before Python 3.12 (here, and inside
+        aiokafka) swallows a cancel that arrives as its wait ends, and a runner that missed its
+        cancel ran on for ever while the worker waited for it to end (a revocation never finished).
+        """
+        self._stop_requested = True
+        self._has_work.set()
+
+    def runner(self) -> Coroutine[Any, Any, None]:
+        """What the worker runs as the task's runner; ``stop_running`` ends it from here on."""
+        self._stop_requested = False
+        return self._passes()
+
+    async def _passes(self) -> None:
+        """Process queued input until ``stop_running``; a failure propagates to the worker."""
         while True:
             async with self.lock:
-                if self.halted:  # whatever it wrote now would go to a transaction that is being aborted
+                if self.halted or self._stop_requested:  # halted: its writes would go to an aborting transaction
                     return
                 self._has_work.clear()  # anything enqueued from here on sets it again
                 progressed = await self._process_queued()
@@ -161,7 +178,8 @@ class StreamTask(TaskCore[RecordCollector]):
                            self.group.next_deadline() if self.group is not None else None) if d is not None]
         timeout = None if not due else max(0.0, (min(due) - self.clock()) / 1000)
         try:
-            await asyncio.wait_for(self._has_work.wait(), timeout)
+            async with asyncio.timeout(timeout):  # unlike wait_for in 3.11, never swallows a cancel
+                await self._has_work.wait()
         except TimeoutError:
             pass
 

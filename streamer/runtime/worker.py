@@ -682,6 +682,9 @@ class Worker:
             return
         finally:
             self._starting.pop(task.task_id, None)
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():  # stopped, though a wait_for inside swallowed the cancel
+            return
         self._start_runner(task)
 
     async def _seek_committed(self, committed: dict[TopicPartition, tuple[int, str | None]]) -> None:
@@ -704,7 +707,7 @@ class Worker:
         """Run the task (its partitions are at its committed offsets), fetch for it."""
         assert self.consumer is not None
         assigned = self.consumer.assignment()
-        runner = asyncio.get_running_loop().create_task(task.run(), name=f"task-{task.task_id}")
+        runner = asyncio.get_running_loop().create_task(task.runner(), name=f"task-{task.task_id}")
         runner.add_done_callback(self._task_finished)
         self._runners[task.task_id] = runner
         self._note_tasks_running()
@@ -741,7 +744,7 @@ class Worker:
         await self._release_tasks(tasks, failed)
 
     async def _stop_tasks(self, tasks: list[StreamTask]) -> None:
-        """Cancel restores and runners, each runner between two batches."""
+        """Cancel restores and stop runners, each runner between two batches."""
         for task in tasks:
             starting = self._starting.pop(task.task_id, None)
             if starting is not None:
@@ -750,7 +753,7 @@ class Worker:
             runner = self._runners.pop(task.task_id, None)
             if runner is not None:
                 async with task.lock:
-                    runner.cancel()
+                    task.stop_running()
                 await asyncio.gather(runner, return_exceptions=True)
         self.metrics.tasks_running.set(len(self._runners))
 
