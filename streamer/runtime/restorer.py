@@ -102,6 +102,8 @@ class Restorer:
         self._waiters: list[_Waiter] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._restored = 0
+        #: ends the reading loop even if a cancel was swallowed (asyncio.wait_for in aiokafka, Python 3.11)
+        self._closed = False
 
     async def restore(self, targets: Mapping[TopicPartition, RestoreTarget]) -> None:
         """Bring each store up to the end of its changelog partition."""
@@ -146,6 +148,7 @@ class Restorer:
         self._waiters = [w for w in self._waiters if not (w.partitions & partitions) or w.done.done()]
 
     async def close(self) -> None:
+        self._closed = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -163,7 +166,7 @@ class Restorer:
         began = last_progress = last_report = time.monotonic()
         total_at_start = self._restored
         reader = self._reader
-        while self._targets:
+        while self._targets and not self._closed:
             for tp, (_, end) in self._targets.items():
                 if tp not in self._reading:  # registered since the last fetch
                     reader.add(tp, self._starts[tp], end)
