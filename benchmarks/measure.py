@@ -26,10 +26,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from benchmarks.contenders.spec import AppSpec
 from benchmarks.dataset import TOPIC_CONFIGS, Dataset
 from benchmarks.lineup import REPO, Contender
-from benchmarks.process import ContenderProcess
+from benchmarks.process import CLOCK_TICKS_PER_S, ContenderProcess
 from benchmarks.workloads import Workload
 
 SAMPLE_EVERY_S = 0.5
+#: Fewest ticks of CPU time a timed window must use for its CPU per record to count.
+MIN_CPU_TICKS = 5
 
 
 @dataclass
@@ -168,14 +170,22 @@ class _Clock:
         self.started, self.cpu_before, self.outputs_before = now, self.process.cpu_s, outputs
 
     def note(self, result: RunResult, now: float) -> None:
-        """Elapsed time, rate and CPU per record: input records equivalent to the outputs counted."""
+        """Elapsed time, rate and CPU per record: input records equivalent to the outputs counted.
+
+        A window in which the process used less than ``MIN_CPU_TICKS`` of the kernel's CPU
+        clock (10 ms a tick) measures nothing, often 0: CPU then counts the whole run, start-up
+        included, over every record (only tiny runs, such as the harness's smoke test).
+        """
         elapsed = now - self.started
         done = self.records * (min(result.outputs, self.expected) - self.outputs_before) / self.expected
         result.elapsed_s = round(elapsed, 3)
         result.records_per_s = round(done / elapsed, 1) if elapsed > 0 else None
         self.process.sample()
         if self.process.cpu and done:
-            result.cpu_us_per_record = round((self.process.cpu_s - self.cpu_before) / done * 1e6, 2)
+            used, counted = self.process.cpu_s - self.cpu_before, done
+            if used * CLOCK_TICKS_PER_S < MIN_CPU_TICKS:
+                used, counted = self.process.cpu_s, self.records
+            result.cpu_us_per_record = round(used / counted * 1e6, 2)
 
 
 async def wait_until_ready(admin: AIOKafkaAdminClient, topic: str, partitions: int, timeout_s: float = 30) -> None:
