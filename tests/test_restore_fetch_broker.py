@@ -9,7 +9,8 @@ which tests/test_restore_pending_transaction_broker.py shows). A store restored 
 empty (bulk loaded) and one restored with write batches must hold exactly what an
 aiokafka consumer of the same isolation level reads up to the end offset taken before
 the restore, and record that offset; so must a store restored halfway before, whose
-restore begins inside a record batch.
+restore begins inside a record batch. A store whose position the log no longer holds
+(deleted records) is wiped and restored from the log start.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streamer.runtime import changelog_fetch
@@ -199,3 +200,33 @@ async def test_restore_holds_what_a_consumer_of_its_isolation_level_reads(
             await open_transaction.abort_transaction()
         await open_transaction.stop()
         await plain.stop()
+
+
+async def test_a_store_behind_the_log_start_is_wiped_and_restored_from_it(
+        kafka_bootstrap: str, new_topic: Any, admin: AIOKafkaAdminClient, tmp_path: Path) -> None:
+    """Records the store has not seen were deleted (retention, as on a windowed changelog): continuing from the
+    log start would keep a key whose tombstone went with them, so the store starts over."""
+    topic = await new_topic("restore-log-start", partitions=PARTITIONS, config={"cleanup.policy": "delete"})
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for number in range(30):  # offsets 0-29
+            await producer.send_and_wait(topic, b"v%d" % number, key=key(number), partition=0)
+        await producer.send_and_wait(topic, b"kept", key=b"gone", partition=0)  # 30
+        await producer.send_and_wait(topic, None, key=b"gone", partition=0)  # 31: the tombstone the store misses
+        for number in range(30, 50):  # 32-51
+            await producer.send_and_wait(topic, b"v%d" % number, key=key(number), partition=0)
+    finally:
+        await producer.stop()
+    seen = (await read_log(kafka_bootstrap, topic, "read_uncommitted"))[0]
+    behind = WriteCache(open_store("rocksdb", tmp_path / "behind", "s"))
+    try:
+        behind.store.write_batch(applied([r for r in seen if r[0] < 31]).items(), 31)  # holds "gone"
+        await admin.delete_records({tp: RecordsToDelete(40)})
+        restored = await restore(kafka_bootstrap, {tp: behind}, "read_uncommitted")
+        expected = applied([r for r in seen if r[0] >= 40])
+        assert dict(behind.store.range(None, None)) == expected and b"gone" not in expected
+        assert behind.store.changelog_offset() == 52 and restored == 12
+    finally:
+        behind.store.close()

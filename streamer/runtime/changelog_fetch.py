@@ -80,6 +80,9 @@ class ChangelogFetch:
     tp: TopicPartition
     entries: list[Entry]
     next_offset: int
+    #: the log no longer held the position asked for (its start moved past it): reading
+    #: goes on from the log start, ``next_offset``, and what came before it is gone
+    restarted: bool = False
 
 
 @dataclass(slots=True)
@@ -162,7 +165,9 @@ class ChangelogReader:
                 if state is None or state.position != asked_at.get(tp):
                     continue  # removed or moved while the fetch was out
                 if error_code:
-                    await self._fetch_failed(tp, error_code)
+                    restarted = await self._fetch_failed(tp, error_code)
+                    if restarted is not None:
+                        fetched.append(restarted)
                     continue
                 aborted = rest[2] if response.API_VERSION >= 11 else rest[-2] if len(rest) > 1 else None
                 result = self._decode(tp, state, rest[-1], aborted)
@@ -170,19 +175,20 @@ class ChangelogReader:
                     fetched.append(result)
         return fetched
 
-    async def _fetch_failed(self, tp: TopicPartition, error_code: int) -> None:
+    async def _fetch_failed(self, tp: TopicPartition, error_code: int) -> ChangelogFetch | None:
+        """Retry later, or move to the log start of a partition whose start moved past the position (that fetch)."""
         error = kafka_errors.for_code(error_code)
-        if error is kafka_errors.OffsetOutOfRangeError:  # the log's start moved past it (retention): start there
+        if error is kafka_errors.OffsetOutOfRangeError:  # retention or deleted records: only the log start is left
             start = (await self._consumer.beginning_offsets([tp]))[tp]
             state = self._partitions.get(tp)
             if state is not None:
-                log.warning("restore of %s: offset %d is out of range; continuing from the log start %d",
-                            tp, state.position, start)
                 state.position = start
+                return ChangelogFetch(tp, [], start, restarted=True)
         elif error.retriable:
             self._client.force_metadata_update()
         else:
             raise StateStoreError(f"restore fetch of {tp} failed: {error.__name__}")
+        return None
 
     def _decode(self, tp: TopicPartition, state: _Partition, data: bytes,
                 aborted: Iterable[tuple[int, int]] | None) -> ChangelogFetch | None:

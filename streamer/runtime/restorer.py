@@ -177,6 +177,9 @@ class Restorer:
                 if target is None:
                     continue
                 last_progress = time.monotonic()
+                if fetched.restarted:
+                    self._start_over(tp, fetched.next_offset)
+                    continue
                 if not entries:  # only control batches, aborted transactions or compacted gaps
                     continue
                 buffer = self._buffers.get(tp)
@@ -222,6 +225,25 @@ class Restorer:
         self._reader.remove(tp)
         if store.changelog_offset() != position:
             store.restore_batch((), position)
+
+    def _start_over(self, tp: TopicPartition, start: int) -> None:
+        """Rebuild the store from the log start, which moved past its position (retention, deleted records).
+
+        Continuing from there would keep what the lost records changed: a key they deleted
+        would live on. So the store is emptied and restored from what the log still holds,
+        as Kafka Streams does with a task whose changelog offsets are out of range.
+        """
+        store, end = self._targets[tp][0].store, self._targets[tp][1]
+        log.warning("restore of %s: the changelog starts at %d now, past the store's position; the records "
+                    "between are gone, so the store is wiped and restored from %d", tp, start, start)
+        store.wipe()
+        self._starts[tp] = start
+        if isinstance(store, BulkLoadable):
+            self._buffers[tp] = RestoreBuffer()
+        else:
+            self._buffers.pop(tp, None)
+        if self.on_restore_begin is not None:
+            self.on_restore_begin(tp.topic, tp.partition, max(0, end - start))
 
     def _bulk_load(self, tp: TopicPartition) -> None:
         """Write a partition's buffered records to its store, with the offset they reach."""
