@@ -65,19 +65,22 @@ def _shared_client_options() -> frozenset[str]:
     return shared - {"self", "loop", "client_id", "bootstrap_servers"}
 
 
-def changelog_consumer(config: StreamerConfig, purpose: str, *, read_ahead: bool) -> AIOKafkaConsumer:
+def changelog_consumer(config: StreamerConfig, purpose: str, *, read_ahead: bool,
+                       auto_offset_reset: str = "earliest") -> AIOKafkaConsumer:
     """A consumer outside the group that reads state topics from where the caller seeks (restore, standby, global).
 
     It commits nothing (the stores keep their offsets) and, under exactly-once, reads only
     committed records, so no store ever holds what an aborted transaction wrote. ``read_ahead``
     fetches far larger batches, for a global store that reads its whole topic at once (a task's
     restore fetches through this consumer's client with its own requests, see changelog_fetch).
+    ``auto_offset_reset="none"`` makes a fetch past the log start raise OffsetOutOfRangeError
+    instead of moving on from the start unnoticed (a standby must wipe its store then).
     """
     sizes = {"max_partition_fetch_bytes": _READ_AHEAD_PARTITION_BYTES, "fetch_max_bytes": _READ_AHEAD_BYTES}
     return AIOKafkaConsumer(
         client_id=f"{config.application_id}-{purpose}",
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=auto_offset_reset,
         isolation_level="read_committed" if config.exactly_once else "read_uncommitted",
         **(sizes if read_ahead else {}),
         **connection_options(config),

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from streamer.config import StreamerConfig
 from streamer.errors import StateStoreError
@@ -120,7 +120,7 @@ class StandbyTasks:
 
     async def _follow(self) -> None:
         if self._consumer is None:
-            consumer = changelog_consumer(self.config, "standby", read_ahead=False)
+            consumer = changelog_consumer(self.config, "standby", read_ahead=False, auto_offset_reset="none")
             await consumer.start()
             self._consumer = consumer
         consumer = self._consumer
@@ -134,7 +134,11 @@ class StandbyTasks:
             if not self._targets:
                 await self._changed.wait()
                 continue
-            batches = await consumer.getmany(timeout_ms=200, max_records=FETCH_RECORDS)
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=FETCH_RECORDS)
+            except OffsetOutOfRangeError as error:
+                await self._start_over(consumer, error.args[0])
+                continue
             for tp, messages in batches.items():
                 target = self._targets.get(tp)  # a standby closed or taken over meanwhile is skipped
                 if target is not None and messages:
@@ -142,6 +146,25 @@ class StandbyTasks:
                     stores[name].store.restore_batch([(m.key, m.value) for m in messages], messages[-1].offset + 1)
                     self.metrics.standby_applied(task, name, len(messages))
             await self._report_lags(consumer)
+
+    async def _start_over(self, consumer: AIOKafkaConsumer, positions: Mapping[TopicPartition, int]) -> None:
+        """The changelog's start moved past these stores' positions: wipe them and read from the start.
+
+        As a restore does (see Restorer._start_over): reading on from the log start would
+        keep keys whose tombstones were among the deleted records.
+        """
+        restart = []
+        for tp, position in positions.items():
+            target = self._targets.get(tp)
+            if target is None or tp not in consumer.assignment():
+                continue
+            task, stores, name = target
+            log.warning("standby %s: the changelog %s starts past the store's position %d now; the records between "
+                        "are gone, so the store is wiped and read from the start", task, tp, position)
+            stores[name].store.wipe()
+            restart.append(tp)
+        if restart:
+            await consumer.seek_to_beginning(*restart)
 
     async def _report_lags(self, consumer: AIOKafkaConsumer) -> None:
         """Set each standby store's lag from the log end (or last stable offset) its latest fetch told.
