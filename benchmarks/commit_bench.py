@@ -26,7 +26,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from benchmarks.measure import wait_until_ready
 from benchmarks.run import broker
 from streamer.config import StreamerConfig
-from streamer.runtime.clients import connection_options
 from streamer.runtime.collector import RecordCollector
 from streamer.runtime.transactions import commit_transaction, start_task_producer
 
@@ -41,7 +40,7 @@ async def measure(bootstrap: str, commits: int, partitions: int, records: int, l
     await admin.create_topics([NewTopic(topic, partitions, 1)])
     await wait_until_ready(admin, topic, partitions)
     config = StreamerConfig(application_id=topic, bootstrap_servers=bootstrap, processing_guarantee="exactly_once")
-    producer = await start_task_producer(config, "0_0", connection_options(config))
+    producer = await start_task_producer(config, "0_0")
     collector = RecordCollector(producer, {topic: partitions})
     keys = [f"key-{i}".encode() for i in range(records)]
     values = [b"v" * 100] * records

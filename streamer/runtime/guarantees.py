@@ -33,7 +33,6 @@ from aiokafka.errors import CommitFailedError, IllegalOperation, KafkaError, Pro
 
 from streamer.config import StreamerConfig
 from streamer.errors import GroupFencedError, ProduceError
-from streamer.runtime.clients import connection_options
 from streamer.runtime.task import Offsets, StreamTask
 from streamer.runtime.transactions import (
     ABORT_TIMEOUT_S,
@@ -146,7 +145,7 @@ class AtLeastOnce(CommitPath):
     def __init__(self, config: StreamerConfig) -> None:
         super().__init__(config)
         self.producer = AIOKafkaProducer(client_id=f"{config.application_id}-producer",
-                                         **producer_options(config, connection_options(config)))
+                                         **producer_options(config))
 
     async def start(self, consumer: AIOKafkaConsumer) -> None:
         await super().start(consumer)
@@ -196,7 +195,7 @@ class ExactlyOncePerTask(CommitPath):
         self._producers: dict[str, AIOKafkaProducer] = {}
 
     async def producer_for(self, task_id: str) -> AIOKafkaProducer:
-        producer = await start_task_producer(self.config, task_id, connection_options(self.config))
+        producer = await start_task_producer(self.config, task_id)
         self._producers[task_id] = producer
         return producer
 
@@ -211,7 +210,7 @@ class ExactlyOncePerTask(CommitPath):
         epoch by one per call: one more than the old producer's means nobody took the id since.
         """
         old = task.producer
-        new = await start_task_producer(self.config, task.task_id, connection_options(self.config))
+        new = await start_task_producer(self.config, task.task_id)
         before, after = old._txn_manager, new._txn_manager
         if (after.producer_id, after.producer_epoch) != (before.producer_id, before.producer_epoch + 1):
             await new.stop()  # the task is reopened, with a producer of its own
@@ -311,7 +310,7 @@ class ExactlyOnceV2(CommitPath):
         producer = AIOKafkaProducer(client_id=f"{self.config.application_id}-producer",
                                     transactional_id=self.transactional_id,
                                     transaction_timeout_ms=self.transaction_timeout_ms,
-                                    **producer_options(self.config, connection_options(self.config)))
+                                    **producer_options(self.config))
         await producer.start()
         await producer.begin_transaction()
         return producer

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 
 from streamer.config import StreamerConfig
+from streamer.runtime.clients import connection_options
 
 log = logging.getLogger("streamer.transactions")
 
@@ -29,18 +30,19 @@ def transactional_id(application_id: str, task_id: str) -> str:
     return f"{application_id}-{task_id}"
 
 
-def producer_options(config: StreamerConfig, connection: dict[str, Any]) -> dict[str, Any]:
-    """Batch, linger and acknowledgement settings every producer of a worker shares, plus ``connection``."""
+def producer_options(config: StreamerConfig) -> dict[str, Any]:
+    """Batch, linger and acknowledgement settings every producer of a worker shares, with its connection."""
     return dict(acks="all", enable_idempotence=True, max_batch_size=config.max_batch_bytes,
-                max_request_size=max(config.max_batch_bytes, 1_048_576), linger_ms=config.linger_ms, **connection)
+                max_request_size=max(config.max_batch_bytes, 1_048_576), linger_ms=config.linger_ms,
+                **connection_options(config))
 
 
-async def start_task_producer(config: StreamerConfig, task_id: str, connection: dict[str, Any]) -> AIOKafkaProducer:
+async def start_task_producer(config: StreamerConfig, task_id: str) -> AIOKafkaProducer:
     """A started transactional producer with its first transaction open."""
     producer = AIOKafkaProducer(
         client_id=f"{config.application_id}-{task_id}-producer",
         transactional_id=transactional_id(config.application_id, task_id),
-        **producer_options(config, connection),
+        **producer_options(config),
     )
     await producer.start()
     await producer.begin_transaction()
