@@ -101,7 +101,9 @@ async def test_a_runner_stopped_before_it_started_makes_no_pass(tmp_path: Path) 
     await asyncio.wait_for(runner, 5)
     assert producer.batches == [] and task.consumed[TP] == 0
     again = asyncio.create_task(task.runner())  # a resumed task runs again
+    deadline = asyncio.get_running_loop().time() + 5
     while task.consumed[TP] < 5:
+        assert asyncio.get_running_loop().time() < deadline, "the resumed runner processed nothing"
         await asyncio.sleep(0.01)
     async with task.lock:
         task.stop_running()
